@@ -1,0 +1,212 @@
+"""Training CLI: ``python -m lqvae.train lqvae ...`` and ``python -m lqvae.train classifier --arch A ...``.
+
+Each epoch prints one JSON line of metrics (also appended to ``<out>/<name>.log.jsonl``) and writes
+the shipped checkpoint ``<out>/<name>.safetensors`` plus ``<out>/<name>.train-state.safetensors``
+(all weights with h, Adam moments, position). The training state is also written every few
+minutes and on Ctrl-C, so ``--resume`` continues from the exact batch where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from lqvae.checkpoint import load_checkpoint, load_train_state, save_checkpoint, save_train_state
+from lqvae.config import ClassifierConfig, LQVAEConfig
+from lqvae.data import DATASETS, load_split
+from lqvae.device import DEVICE_CHOICES, resolve_device
+from lqvae.diagnostics import lqvae_report, predict
+from lqvae.losses import algorithm1_losses
+from lqvae.models import LQVAE, Classifier
+
+STATE_EVERY_S = 300.0
+
+
+@dataclass
+class Job:
+    name: str
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    step: Callable[[torch.Tensor, torch.Tensor, int], dict[str, float]]
+    evaluate: Callable[[], dict[str, Any]]
+    kind: str
+
+
+def _batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    return list(perm.split(batch_size))
+
+
+def run(job: Job, args: argparse.Namespace, train: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> dict:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt, state_path, log_path = (out / f"{job.name}.safetensors", out / f"{job.name}.train-state.safetensors",
+                                  out / f"{job.name}.log.jsonl")
+    info = {"epoch": 0, "batch": 0, "step": 0, "wall_s": 0.0}
+    if args.resume and state_path.exists():
+        info = load_train_state(state_path, job.model, job.optimizer)
+        print(f"resumed {state_path} at epoch {info['epoch']} batch {info['batch']}", file=sys.stderr)
+    job.model.to(device)
+    x_all, y_all = train
+    command = "python -m lqvae.train " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    metrics: dict[str, Any] = {}
+    last_state = time.monotonic()
+    while info["epoch"] < args.epochs:
+        epoch = info["epoch"]
+        batches = _batches(len(x_all), args.batch_size, args.seed, epoch)
+        sums: dict[str, float] = {}
+        t0 = time.monotonic()
+        job.model.train()
+        bar = tqdm(range(info["batch"], len(batches)), desc=f"{job.name} epoch {epoch + 1}/{args.epochs}",
+                   leave=False, disable=args.quiet)
+        try:
+            for b in bar:
+                idx = batches[b]
+                logs = job.step(x_all[idx].to(device), y_all[idx].to(device), info["step"])
+                for k, v in logs.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                info["step"] += 1
+                info["batch"] = b + 1
+                bar.set_postfix({k: f"{v:.3g}" for k, v in list(logs.items())[:3]})
+                if time.monotonic() - last_state > STATE_EVERY_S:
+                    info["wall_s"] += time.monotonic() - t0
+                    t0 = time.monotonic()
+                    save_train_state(state_path, job.model, job.optimizer, info)
+                    last_state = time.monotonic()
+        except KeyboardInterrupt:
+            info["wall_s"] += time.monotonic() - t0
+            save_train_state(state_path, job.model, job.optimizer, info)
+            print(f"\ninterrupted; resume with --resume (state in {state_path})", file=sys.stderr)
+            raise SystemExit(130)
+        n_done = max(1, len(batches) - 0)
+        info["wall_s"] += time.monotonic() - t0
+        info["epoch"], info["batch"] = epoch + 1, 0
+        job.model.eval()
+        metrics = {"epoch": epoch + 1, **{k: v / n_done for k, v in sums.items()}, **job.evaluate(),
+                   "wall_s": round(info["wall_s"], 1)}
+        save_checkpoint(ckpt, job.model, kind=job.kind, dataset=args.dataset, command=command,
+                        args=vars(args), epochs=epoch + 1, metrics=metrics,
+                        extra={"seed": str(args.seed), "wall_s": f"{info['wall_s']:.1f}"})
+        save_train_state(state_path, job.model, job.optimizer, info)
+        last_state = time.monotonic()
+        line = json.dumps(metrics)
+        print(line, flush=True)
+        with open(log_path, "a") as fh:
+            fh.write(line + "\n")
+    return metrics
+
+
+def lqvae_job(args: argparse.Namespace, test: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> Job:
+    overrides = {f.name: getattr(args, f.name) for f in fields(LQVAEConfig)
+                 if getattr(args, f.name, None) is not None and f.name not in ("image_shape", "arch", "betas")}
+    cfg = LQVAEConfig.mnist(**overrides)
+    model = LQVAE(cfg, with_h=True)
+    groups = [{"params": model.encoder.parameters(), "name": "f_theta"},
+              {"params": model.g.parameters(), "name": "g_phi"},
+              {"params": model.h.parameters(), "name": "h_psi"}]  # type: ignore[union-attr]
+    opt = torch.optim.Adam(groups, lr=cfg.lr, betas=cfg.betas)
+    classifier = load_checkpoint(args.eval_classifier, kind="classifier", device=device).model \
+        if args.eval_classifier else None
+
+    def step(x: torch.Tensor, _y: torch.Tensor, global_step: int) -> dict[str, float]:
+        x_in = None
+        if cfg.input_noise > 0:  # half the batch sees uniform noise, targets stay clean
+            half = x.shape[0] // 2
+            noise = torch.empty_like(x[:half]).uniform_(-cfg.input_noise, cfg.input_noise)
+            x_in = torch.cat([(x[:half] + noise).clamp(0, 1), x[half:]])
+        losses = algorithm1_losses(model, x, step=global_step, x_in=x_in)
+        opt.zero_grad(set_to_none=True)
+        losses.total.backward()
+        opt.step()
+        return {"L_f": float(losses.L_f.detach()), "L_g": float(losses.L_g.detach()), "L_h": float(losses.L_h.detach()),
+                "kl": float(losses.kl_raw.detach()), "penalty": float(losses.penalty.detach()), "grad_norm": float(losses.grad_norm.detach())}
+
+    def evaluate() -> dict[str, Any]:
+        x_test, y_test = test
+        report = lqvae_report(model, x_test, lipschitz_n=500)
+        report["lipschitz_target"] = cfg.lipschitz_target
+        if classifier is not None:
+            pur = predict(torch.nn.Sequential(model, classifier), x_test)
+            report["purified_accuracy"] = float((pur == y_test).float().mean() * 100)
+        return report
+
+    return Job("lqvae", model, opt, step, evaluate, "lqvae")
+
+
+def classifier_job(args: argparse.Namespace, test: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> Job:
+    cfg = ClassifierConfig(arch=args.arch)
+    model = Classifier(cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+
+    def step(x: torch.Tensor, y: torch.Tensor, _s: int) -> dict[str, float]:
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"loss": float(loss.detach()), "train_accuracy": float((logits.argmax(1) == y).float().mean() * 100)}
+
+    def evaluate() -> dict[str, Any]:
+        x_test, y_test = test
+        return {"test_accuracy": float((predict(model, x_test) == y_test).float().mean() * 100)}
+
+    return Job(f"classifier_{args.arch}", model, opt, step, evaluate, "classifier")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m lqvae.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="what", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--dataset", choices=DATASETS, default="mnist")
+    common.add_argument("--data-dir", default=None, help="folder of idx files (or set LQVAE_DATA)")
+    common.add_argument("--epochs", type=int, default=10)
+    common.add_argument("--batch-size", type=int, default=128)
+    common.add_argument("--seed", type=int, default=0)
+    common.add_argument("--limit", type=int, default=None, help="use only the first N training images")
+    common.add_argument("--test-limit", type=int, default=None, help="evaluate on the first N test images")
+    common.add_argument("--out", default="runs/dev")
+    common.add_argument("--resume", action="store_true")
+    common.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    common.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    common.add_argument("--quiet", action="store_true", help="no progress bar")
+    lq = sub.add_parser("lqvae", parents=[common], help="train an LQ-VAE with Algorithm 1")
+    for f in fields(LQVAEConfig):
+        if f.name in ("image_shape", "arch", "betas"):
+            continue
+        typ = {"int": int, "float": float, "float | None": float}.get(str(f.type), str)
+        lq.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=typ, default=None,
+                        help=f"config {f.name} (default {f.default})")
+    lq.add_argument("--eval-classifier", default=None, help="classifier checkpoint for purified accuracy per epoch")
+    cl = sub.add_parser("classifier", parents=[common], help="train classifier A, B or C")
+    cl.add_argument("--arch", choices=("A", "B", "C"), required=True)
+    return p
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parser().parse_args(argv)
+    if args.epochs < 1:
+        raise SystemExit(f"expected --epochs >= 1, got {args.epochs}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    device = resolve_device(args.device)
+    train = load_split(args.dataset, "train", args.data_dir).tensors(args.limit)
+    test_limit = args.test_limit or (min(args.limit, 10_000) if args.limit else None)
+    test = load_split(args.dataset, "test", args.data_dir).tensors(test_limit)
+    job = lqvae_job(args, test, device) if args.what == "lqvae" else classifier_job(args, test, device)
+    return run(job, args, train, device)
+
+
+if __name__ == "__main__":
+    main()
