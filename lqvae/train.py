@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import sys
 import time
@@ -40,6 +41,7 @@ class Job:
     step: Callable[[torch.Tensor, torch.Tensor, int], dict[str, float]]
     evaluate: Callable[[], dict[str, Any]]
     kind: str
+    base_lr: float = 1e-3
 
 
 def _batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
@@ -72,6 +74,10 @@ def run(job: Job, args: argparse.Namespace, train: tuple[torch.Tensor, torch.Ten
         try:
             for b in bar:
                 idx = batches[b]
+                if args.cosine:  # cosine decay of every group's lr to 0 over the whole run
+                    frac = info["step"] / max(1, args.epochs * len(batches))
+                    for group in job.optimizer.param_groups:
+                        group["lr"] = job.base_lr * 0.5 * (1.0 + math.cos(math.pi * frac))
                 logs = job.step(x_all[idx].to(device), y_all[idx].to(device), info["step"])
                 for k, v in logs.items():
                     sums[k] = sums.get(k, 0.0) + v
@@ -140,7 +146,7 @@ def lqvae_job(args: argparse.Namespace, test: tuple[torch.Tensor, torch.Tensor],
             report["purified_accuracy"] = float((pur == y_test).float().mean() * 100)
         return report
 
-    return Job("lqvae", model, opt, step, evaluate, "lqvae")
+    return Job("lqvae", model, opt, step, evaluate, "lqvae", cfg.lr)
 
 
 def classifier_job(args: argparse.Namespace, test: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> Job:
@@ -160,7 +166,7 @@ def classifier_job(args: argparse.Namespace, test: tuple[torch.Tensor, torch.Ten
         x_test, y_test = test
         return {"test_accuracy": float((predict(model, x_test) == y_test).float().mean() * 100)}
 
-    return Job(f"classifier_{args.arch}", model, opt, step, evaluate, "classifier")
+    return Job(f"classifier_{args.arch}", model, opt, step, evaluate, "classifier", cfg.lr)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -180,6 +186,7 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     common.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     common.add_argument("--quiet", action="store_true", help="no progress bar")
+    common.add_argument("--cosine", action="store_true", help="cosine learning-rate decay to 0 over --epochs")
     lq = sub.add_parser("lqvae", parents=[common], help="train an LQ-VAE with Algorithm 1")
     for f in fields(LQVAEConfig):
         if f.name in ("image_shape", "arch", "betas"):
