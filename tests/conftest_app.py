@@ -75,12 +75,23 @@ def app_env(tmp_path_factory) -> dict[str, str]:
             os.environ[k] = v
 
 
-@pytest.fixture
-def window(qtbot, app_env):
-    """A started main window whose models have loaded and whose first analysis has been drawn."""
-    from app.main_window import MainWindow
+@pytest.fixture(scope="session")
+def model_cache(app_env):
+    """Loaded models shared by the windows of the session (loading is not what these tests test)."""
+    from app.engine_adapter import ModelCache
 
-    win = MainWindow()
+    return ModelCache()
+
+
+@pytest.fixture
+def window(qtbot, app_env, model_cache):
+    """A started main window whose models have loaded and whose first analysis has been drawn."""
+    from app.controller import Controller
+    from app.main_window import MainWindow
+    from app.state import AppState
+
+    state = AppState()
+    win = MainWindow(state, Controller(state, cache=model_cache))
     qtbot.addWidget(win)
     win.show()
     win.start()
@@ -97,4 +108,4 @@ def wait_settled(qtbot, win, timeout: int = 30_000) -> None:
 
 DEBOUNCE_WAIT_MS = 200
 
-__all__ = ["ROOT", "SHIPPED", "app_env", "make_env", "synthetic_digits", "wait_settled", "window"]
+__all__ = ["ROOT", "SHIPPED", "app_env", "make_env", "model_cache", "synthetic_digits", "wait_settled", "window"]

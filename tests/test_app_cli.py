@@ -32,6 +32,7 @@ def child_env(app_env: dict[str, str], **extra: str) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow  # a fresh process imports torch: ~10 s on an idle machine
 def test_screenshot_writes_a_full_non_blank_window(tmp_path, app_env):
     out = tmp_path / "shot.png"
     env = child_env(app_env)
@@ -50,6 +51,7 @@ def _free_display() -> int:
     raise RuntimeError("no free X display number")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is not installed")
 def test_real_window_under_xvfb(tmp_path, app_env):
     n = _free_display()
@@ -72,7 +74,9 @@ def test_real_window_under_xvfb(tmp_path, app_env):
         xvfb.wait(10)
 
 
-def test_figures_render_results_json_to_png(tmp_path):
+def test_figures_render_results_json_to_png(tmp_path, qapp, capsys):
+    from app.figures import main as figures_main
+
     folder = tmp_path / "results"
     folder.mkdir()
     rows = [{"dataset": "mnist", "classifier": "A", "defense": d, "attack": "fgsm", "threat": "whitebox", "eps": e,
@@ -81,13 +85,10 @@ def test_figures_render_results_json_to_png(tmp_path):
             for d, base in (("none", 90.0), ("lqvae", 95.0)) for e, acc in ((0.1, base - 30), (0.3, base - 60))]
     (folder / "fgsm.json").write_text(json.dumps({"cells": rows}))
     (folder / "broken.json").write_text("{not json")
-    env = child_env({}, QT_QPA_PLATFORM="offscreen")
-    proc = subprocess.run([sys.executable, "-m", "app.figures", str(folder), "--out", str(tmp_path / "fig")],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    pngs = sorted((tmp_path / "fig").glob("*.png"))
-    names = {p.name for p in pngs}
+    assert figures_main([str(folder), "--out", str(tmp_path / "fig")]) == 0
+    out = capsys.readouterr().out
+    names = {p.name for p in (tmp_path / "fig").glob("*.png")}
     assert any("accuracy" in n for n in names) and any("bitflips" in n for n in names), names
-    for p in pngs:
-        assert png_pixels(p).std() > 5
-    assert "broken.json" in proc.stdout + proc.stderr
+    for name in names:
+        assert png_pixels(tmp_path / "fig" / name).std() > 5
+    assert "broken.json" in out

@@ -135,9 +135,17 @@ def test_pixel_limit_is_checked_before_decoding(tmp_path):
         load_image(tmp_path / "big.png")
 
 
+DRAWN = {  # strokes in canvas pixels (280 x 280), drawn the way a person would
+    1: [[(140, 40), (140, 240)]],
+    7: [[(80, 50), (200, 50), (120, 250)]],
+    0: [[(140 + 70 * np.sin(t), 140 - 100 * np.cos(t)) for t in np.linspace(0, 2 * np.pi, 40)]],
+}
+
+
 @pytest.mark.skipif(not (SHIPPED / "mnist" / "classifier_A.safetensors").is_file(),
                     reason="shipped MNIST classifier A not present yet")
-def test_drawn_vertical_one_is_classified_as_one(qtbot):
+@pytest.mark.parametrize("digit", sorted(DRAWN))
+def test_drawn_digit_is_classified_by_the_shipped_classifier(qtbot, digit):
     import torch
 
     from app.draw_panel import DrawCanvas
@@ -145,9 +153,10 @@ def test_drawn_vertical_one_is_classified_as_one(qtbot):
 
     canvas = DrawCanvas()
     qtbot.addWidget(canvas)
-    canvas.stroke([(140, 40), (140, 240)], width=22)
+    for stroke in DRAWN[digit]:
+        canvas.stroke(stroke, width=22)
     img = mnist_frame(canvas.array())
     model = load_checkpoint(SHIPPED / "mnist" / "classifier_A.safetensors", kind="classifier").model
     with torch.no_grad():
         pred = int(model(torch.from_numpy(img).view(1, 1, 28, 28)).argmax(1))
-    assert pred == 1
+    assert pred == digit

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from conftest_app import app_env, wait_settled, window  # noqa: F401 - fixtures
+from conftest_app import app_env, model_cache, wait_settled, window  # noqa: F401 - fixtures
 from test_app_preprocess import broken_files
 
 from app.preprocess import ink_bbox
@@ -194,3 +194,108 @@ def test_corrupt_checkpoint_is_reported(qtbot, tmp_path, monkeypatch, app_env):
     assert win.state.defense.purifier is None  # the defense is off, classification still works
     assert win.state.result is not None and win.state.result.adversarial is not None
     win.controller.shutdown()
+
+
+def test_dropping_a_file_on_the_window_opens_it(qtbot, window, tmp_path):
+    from PIL import Image
+    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    img = np.zeros((56, 56), np.uint8)
+    img[8:48, 24:32] = 255
+    Image.fromarray(img).save(tmp_path / "dropped.png")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(tmp_path / "dropped.png"))])
+    event = QDropEvent(QPointF(200, 200), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                       Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(window.state.imageChanged, timeout=10_000):
+        window.dropEvent(event)
+    assert window.state.image.source == "dropped.png"
+
+
+def test_next_sample_shortcut(qtbot, window):
+    from PySide6.QtCore import Qt
+
+    window.activateWindow()
+    window.inputs.samples.select(3)
+    qtbot.keyClick(window, Qt.Key.Key_N)
+    assert window.state.image.source == "sample 4"
+
+
+def test_switching_to_a_dataset_without_checkpoints_clears_the_result(qtbot, window):
+    s = window.state
+    assert s.result is not None
+    s.set_models(dataset="fashion_mnist")
+    qtbot.waitUntil(lambda: s.engine.dataset == "fashion_mnist", timeout=30_000)
+    wait_settled(qtbot, window)
+    assert s.result is None and window.images.views["adversarial"].image is None
+    assert "No checkpoints" in window.models.status.text()
+    assert "fashion_mnist" in window.messages.label.text()
+    s.set_models(dataset="mnist")  # and back: everything works again
+    qtbot.waitUntil(lambda: window.controller.models_ready and s.result is not None, timeout=30_000)
+    assert s.image.source.startswith("sample") and s.result.adversarial is not None
+
+
+def test_evaluate_tab_runs_a_batch_and_exports(qtbot, window, tmp_path):
+    tab = window.evaluate
+    window.show_tab("evaluate")
+    tab.n.setValue(10)
+    for name, box in tab.attack_boxes.items():
+        box.setChecked(name == "fgsm")
+    tab.eps.setText("0.1, 0.3")
+    with qtbot.waitSignal(window.state.evaluationFinished, timeout=60_000) as blocker:
+        tab.start()
+    rows = blocker.args[0]
+    assert [r["eps"] for r in rows] == [0.1, 0.3] and all(r["n"] == 10 for r in rows)
+    assert all(len(r["hamming"]) == 10 for r in rows)
+    assert tab.table.rowCount() == 2 and tab.table.item(1, 1).text() == "0.3"
+    csv = tab.save_csv(str(tmp_path / "eval.csv"))
+    lines = csv.read_text().splitlines()
+    assert lines[0].startswith("attack,eps,n") and len(lines) == 3
+    assert tab.save_png(str(tmp_path / "eval.png")).stat().st_size > 1000
+
+
+def test_stochastic_defense_shows_the_spread(qtbot, window):
+    s = window.state
+    s.set_attack(attack="fgsm", eps_linf=0.3)
+    s.set_defense(mode="stochastic", n_samples=6)
+    wait_settled(qtbot, window)
+    assert s.request.defense.mode == "stochastic"
+    assert s.result.stochastic_probs.shape == (6, 10)
+    assert "6 samples:" in window.images.captions["purified_adversarial"].text()
+    assert window.probs.charts["probs_purified_adversarial"].errors is not None
+
+
+def test_checkpoint_with_damaged_tensors_turns_the_defense_off(qtbot, tmp_path, monkeypatch, app_env):
+    import shutil
+    from pathlib import Path
+
+    from app.main_window import MainWindow
+
+    root = tmp_path / "ckpt"
+    shutil.copytree(Path(app_env["LQVAE_CHECKPOINTS"]), root)
+    path = root / "mnist" / "lqvae.safetensors"
+    data = bytearray(path.read_bytes())
+    path.write_bytes(bytes(data[: len(data) - 4096]))  # header intact, tensor data cut short
+    monkeypatch.setenv("LQVAE_CHECKPOINTS", str(root))
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.show()
+    win.start()
+    qtbot.waitUntil(lambda: win.controller.models_ready, timeout=30_000)
+    wait_settled(qtbot, win)
+    text = win.models.status.text() + win.messages.label.text()
+    assert "lqvae.safetensors" in text
+    assert win.state.defense.purifier is None and win.state.result is not None
+    win.controller.shutdown()
+
+
+def test_bpda_without_a_purifier_explains_instead_of_running(qtbot, window):
+    s = window.state
+    s.set_defense(purifier=None)
+    wait_settled(qtbot, window)
+    before = s.request.id
+    s.set_attack(attack="fgsm", threat="bpda")
+    wait_settled(qtbot, window)
+    assert s.request.id == before
+    assert "choose a purifier" in window.messages.label.text()

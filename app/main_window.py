@@ -1,0 +1,154 @@
+"""The main window: places the panels and wires shortcuts, drops and export. No torch, no logic.
+
+Every panel takes the ``AppState`` and observes it; the ``Controller`` turns the state's intents into
+worker jobs. Call ``start()`` after ``show()`` so the window is up before the engine loads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QMainWindow, QScrollArea, QSplitter, QTabWidget,
+                               QVBoxLayout, QWidget)
+
+from app.attack_panel import AttackPanel
+from app.bits_panel import BitsPanel
+from app.controller import Controller
+from app.defense_panel import DefensePanel
+from app.evaluate_tab import EvaluateTab
+from app.export import export
+from app.history_strip import HistoryStrip
+from app.honesty_panel import HonestyPanel
+from app.image_row import ImageRow
+from app.input_panel import InputPanel
+from app.message_bar import MessageBar
+from app.models_panel import ModelsPanel
+from app.prob_panel import ProbabilityPanel
+from app.state import AppState
+from app.status_bar import StatusBar
+from app.widgets import configure_plots, group
+
+TABS = ("explore", "evaluate")
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, state: AppState | None = None, controller: Controller | None = None) -> None:
+        super().__init__()
+        self.setWindowTitle("LQ-VAE Studio — attack, purify, watch the bits flip")
+        self.state = state or AppState(self)
+        self.controller = controller or Controller(self.state, self)
+        s = self.state
+        configure_plots()
+
+        self.messages = MessageBar(s)
+        self.models = ModelsPanel(s)
+        self.inputs = InputPanel(s)
+        self.defense = DefensePanel(s)
+        self.attack = AttackPanel(s)
+        self.images = ImageRow(s)
+        self.probs = ProbabilityPanel(s)
+        self.bits = BitsPanel(s)
+        self.honesty = HonestyPanel(s)
+        self.history = HistoryStrip(s)
+        self.evaluate = EvaluateTab(s)
+        self.setStatusBar(StatusBar(s))
+
+        left = QWidget()
+        col = QVBoxLayout(left)
+        col.setContentsMargins(0, 0, 0, 0)
+        col.addWidget(group("Models", self.models))
+        col.addWidget(group("Defense", self.defense))
+        col.addWidget(group("Input", self.inputs), 1)
+        scroll = QScrollArea()
+        scroll.setWidget(left)
+        scroll.setWidgetResizable(True)
+        scroll.setMinimumWidth(410)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
+        explore = QWidget()
+        ex = QVBoxLayout(explore)
+        ex.setContentsMargins(4, 4, 4, 4)
+        ex.addWidget(self.images, 5)
+        ex.addWidget(group("Predictions", self.probs), 4)
+        lower = QHBoxLayout()
+        lower.addWidget(group("Latent bits", self.bits), 3)
+        lower.addWidget(group("Honesty: measured vs claimed", self.honesty), 1)
+        ex.addLayout(lower, 5)
+        ex.addWidget(group("History", self.history))
+        self.tabs = QTabWidget()
+        self.tabs.addTab(explore, "Explore")
+        self.tabs.addTab(self.evaluate, "Evaluate")
+        self.tabs.setTabToolTip(1, "Batch evaluation over the bundled samples (Ctrl+2)")
+
+        right = QWidget()
+        rc = QVBoxLayout(right)
+        rc.setContentsMargins(0, 0, 0, 0)
+        rc.addWidget(group("Attack", self.attack))
+        rc.addWidget(self.tabs, 1)
+        split = QSplitter()
+        split.addWidget(scroll)
+        split.addWidget(right)
+        split.setStretchFactor(1, 1)
+        central = QWidget()
+        outer = QVBoxLayout(central)
+        outer.setContentsMargins(6, 6, 6, 0)
+        outer.addWidget(self.messages)
+        outer.addWidget(split, 1)
+        self.setCentralWidget(central)
+        self.resize(1600, 1000)
+        self.setAcceptDrops(True)
+
+        self.history.exportClicked.connect(self.export_current)
+        self._shortcuts()
+
+    def _shortcuts(self) -> None:
+        s, samples = self.state, self.inputs.samples
+        keys = [(QKeySequence.StandardKey.Open, self.inputs.file.choose), ("Ctrl+R", lambda: s.request_run(False)),
+                ("F5", lambda: s.request_run(False)), ("Esc", s.request_cancel), ("N", lambda: samples.step(1)),
+                ("P", lambda: samples.step(-1)), ("Ctrl+Right", lambda: samples.step(1)),
+                ("Ctrl+Left", lambda: samples.step(-1)), ("Ctrl+E", self.export_current),
+                ("Ctrl+1", lambda: self.tabs.setCurrentIndex(0)), ("Ctrl+2", lambda: self.tabs.setCurrentIndex(1))]
+        for key, slot in keys:
+            QShortcut(QKeySequence(key), self, slot)
+
+    def start(self) -> None:
+        """Boot the engine and load the models on workers (call after ``show()``)."""
+        self.controller.start()
+
+    def show_tab(self, name: str) -> None:
+        self.tabs.setCurrentIndex(TABS.index(name))
+
+    def export_current(self, path: str | None = None) -> tuple[Path, Path] | None:
+        s = self.state
+        if s.result is None:
+            s.notify("Nothing to export yet: run an attack first.", "warning")
+            return None
+        path = path or QFileDialog.getSaveFileName(self, "Export result", "lqvae-result.png", "PNG (*.png)")[0]
+        if not path:
+            return None
+        try:
+            out = export(path, self.images.grab(), s.request, s.result, s.class_names())
+        except OSError as exc:
+            s.notify(f"Export failed: {exc}", "error")
+            return None
+        s.notify(f"Exported {out[0]} and {out[1].name}", "info")
+        return out
+
+    # drag and drop: any local file is offered to the loader, which refuses what it cannot use
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt API
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        urls = [u for u in event.mimeData().urls() if u.isLocalFile()]
+        if urls:
+            self.state.request_open(urls[0].toLocalFile())
+            event.acceptProposedAction()
+        else:
+            self.state.notify("Only local files can be dropped here.", "warning")
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        self.controller.shutdown()
+        super().closeEvent(event)

@@ -1,0 +1,155 @@
+"""Turn any grey image into the 28x28 input the models were trained on. Pure numpy; no Qt, no torch.
+
+MNIST was made like this (LeCun et al.): crop the ink's bounding box, scale the longer side to 20 px
+keeping the aspect ratio (anti-aliased), then place it in a 28x28 field so that the centre of mass of
+the ink sits at the centre. Fashion-MNIST items fill the frame instead (longer side 28 px, centred by
+their box). ``to_model_input`` does that for a drawing or a loaded file; arrays are float32 in [0, 1]
+with ink high (white on black), like the datasets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SIZE = 28
+
+
+@dataclass(frozen=True)
+class Framing:
+    """How a dataset's images were framed: ``box`` px for the longer side, centred by ``center``."""
+
+    box: int = 20
+    center: str = "mass"  # "mass" (MNIST) or "box" (Fashion-MNIST)
+
+
+FRAMING = {"mnist": Framing(20, "mass"), "fashion_mnist": Framing(28, "box")}
+
+
+def _resample_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) weights: area averaging when shrinking, linear interpolation when enlarging."""
+    if n_out <= n_in:  # box filter: each output pixel averages the input interval it covers
+        edges = np.linspace(0.0, n_in, n_out + 1)
+        w = np.zeros((n_out, n_in), np.float64)
+        for i in range(n_out):
+            lo, hi = edges[i], edges[i + 1]
+            for j in range(int(np.floor(lo)), min(int(np.ceil(hi)), n_in)):
+                w[i, j] = min(hi, j + 1) - max(lo, j)
+        return (w / w.sum(1, keepdims=True)).astype(np.float32)
+    pos = (np.arange(n_out) + 0.5) * n_in / n_out - 0.5  # pixel centres mapped back to the input
+    pos = np.clip(pos, 0, n_in - 1)
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, n_in - 1)
+    frac = pos - lo
+    w = np.zeros((n_out, n_in), np.float32)
+    w[np.arange(n_out), lo] += 1 - frac
+    w[np.arange(n_out), hi] += frac
+    return w
+
+
+def resize(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Anti-aliased resize of a 2-D float array (separable, exact area averaging when shrinking)."""
+    rows = _resample_matrix(img.shape[0], height)
+    cols = _resample_matrix(img.shape[1], width)
+    return rows @ img.astype(np.float32) @ cols.T
+
+
+def shrink_to(img: np.ndarray, max_side: int) -> np.ndarray:
+    """Downscale so the longer side is at most ``max_side`` (block means first, so huge inputs stay cheap)."""
+    h, w = img.shape
+    factor = int(max(h, w) // (2 * max_side))
+    if factor >= 2:  # integer block mean: O(pixels) and no big weight matrices
+        h2, w2 = (h // factor) * factor, (w // factor) * factor
+        img = img[:h2, :w2].reshape(h2 // factor, factor, w2 // factor, factor).mean((1, 3))
+        h, w = img.shape
+    if max(h, w) > max_side:
+        s = max_side / max(h, w)
+        img = resize(img, max(1, round(h * s)), max(1, round(w * s)))
+    return img.astype(np.float32)
+
+
+def center_of_mass(img: np.ndarray) -> tuple[float, float]:
+    total = float(img.sum())
+    if total <= 0:
+        return (img.shape[0] - 1) / 2, (img.shape[1] - 1) / 2
+    ys, xs = np.indices(img.shape)
+    return float((ys * img).sum() / total), float((xs * img).sum() / total)
+
+
+def ink_bbox(ink: np.ndarray, threshold: float = 0.1) -> tuple[int, int, int, int] | None:
+    """(top, bottom, left, right), bottom/right exclusive, of pixels above ``threshold`` x max; None if blank."""
+    peak = float(ink.max()) if ink.size else 0.0
+    if peak <= 1e-6:
+        return None
+    mask = ink > threshold * peak
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def mnist_frame(ink: np.ndarray, framing: Framing = FRAMING["mnist"], size: int = SIZE) -> np.ndarray:
+    """Crop the ink, scale its longer side to ``framing.box`` and centre it in a ``size`` field.
+
+    ``ink`` is any 2-D array, ink high; the result is float32 (size, size) in [0, 1], all zero for a
+    blank input.
+    """
+    ink = np.clip(np.asarray(ink, np.float32), 0.0, 1.0)
+    out = np.zeros((size, size), np.float32)
+    box = ink_bbox(ink)
+    if box is None:
+        return out
+    top, bottom, left, right = box
+    crop = ink[top:bottom, left:right]
+    h, w = crop.shape
+    scale = framing.box / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    small = np.clip(resize(crop, nh, nw), 0.0, 1.0)
+    if framing.center == "mass":
+        cy, cx = center_of_mass(small)
+        oy, ox = round((size - 1) / 2 - cy), round((size - 1) / 2 - cx)
+    else:
+        oy, ox = (size - nh) // 2, (size - nw) // 2
+    oy = min(max(oy, 0), size - nh)  # keep the whole digit inside the field
+    ox = min(max(ox, 0), size - nw)
+    out[oy:oy + nh, ox:ox + nw] = small
+    return out
+
+
+def border_level(gray: np.ndarray) -> float:
+    """Median of the outermost pixels: the paper/background level of a scanned or photographed digit."""
+    g = np.asarray(gray, np.float32)
+    if g.shape[0] < 3 or g.shape[1] < 3:
+        return float(np.median(g))
+    edge = np.concatenate([g[0], g[-1], g[1:-1, 0], g[1:-1, -1]])
+    return float(np.median(edge))
+
+
+def should_invert(gray: np.ndarray) -> bool:
+    """True for dark ink on light paper (a light border), which must become white on black."""
+    return border_level(gray) > 0.5
+
+
+def to_ink(gray: np.ndarray, invert: bool) -> np.ndarray:
+    """Grey [0, 1] -> ink [0, 1]: invert if asked, subtract the background, stretch the ink to 1."""
+    v = 1.0 - np.asarray(gray, np.float32) if invert else np.asarray(gray, np.float32)
+    bg = border_level(v)
+    span = float(v.max()) - bg
+    if span <= 1e-3:
+        return np.zeros_like(v)
+    return np.clip((v - bg) / span, 0.0, 1.0)
+
+
+def to_model_input(gray: np.ndarray, *, invert: bool, dataset: str = "mnist") -> np.ndarray:
+    """A loaded grey image (any size, [0, 1]) -> the (28, 28) float32 model input.
+
+    A 28x28 image is taken as already framed (only inverted if asked); anything else is cleaned
+    (background removed) and framed the way ``dataset`` was.
+    """
+    g = np.asarray(gray, np.float32)
+    if g.shape == (SIZE, SIZE):
+        return np.clip(1.0 - g if invert else g, 0.0, 1.0).astype(np.float32)
+    return mnist_frame(to_ink(shrink_to(g, 512), invert), FRAMING.get(dataset, FRAMING["mnist"]))
+
+
+__all__ = ["FRAMING", "Framing", "SIZE", "center_of_mass", "ink_bbox", "mnist_frame", "resize", "shrink_to",
+           "should_invert", "to_ink", "to_model_input"]

@@ -1,0 +1,142 @@
+"""Command-line settings and the headless ``--screenshot`` mode of ``main.py``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+
+def install_excepthook(window) -> None:
+    """An unexpected error in a slot is shown in the window (and printed), never silently lost."""
+    import traceback
+
+    def hook(kind, value, tb) -> None:
+        traceback.print_exception(kind, value, tb)
+        try:
+            window.state.notify(f"Internal error ({kind.__name__}: {value}); the app keeps running. "
+                                "Please report it with the traceback printed in the terminal.", "error")
+        except Exception:  # noqa: BLE001 - the window may be gone at shutdown
+            pass
+
+    sys.excepthook = hook
+
+
+def apply_cli(window, args: argparse.Namespace) -> None:
+    """Put the command line's choices into the state before the engine starts."""
+    s = window.state
+    if args.dataset:
+        s.set_models(dataset=args.dataset)
+    if args.device:
+        s.set_models(device=args.device)
+    changes = {}
+    if args.attack:
+        changes["attack"] = args.attack
+    if args.threat:
+        changes["threat"] = args.threat
+    if getattr(args, "steps", None):
+        changes["steps"] = args.steps
+    if args.eps is not None:
+        from app.state import L2_ATTACKS
+
+        key = "eps_l2" if (args.attack or s.attack.attack) in L2_ATTACKS else "eps_linf"
+        changes[key] = args.eps
+    if changes:
+        s.set_attack(**changes)
+    if args.defense:
+        s.set_defense(purifier=None if args.defense == "none" else args.defense)
+    if args.tab:
+        window.show_tab(args.tab)
+    if args.sample is not None:
+        def pick(info, n=args.sample) -> None:
+            if info.samples is not None:
+                images, labels = info.samples
+                if 0 <= n < len(images):
+                    s.set_image(images[n] / 255.0, int(labels[n]), f"sample {n}")
+                else:
+                    s.notify(f"--sample {n}: the bundled file has {len(images)} images", "warning")
+            s.engineInfoChanged.disconnect(pick)
+
+        s.engineInfoChanged.connect(pick)
+
+
+def take_screenshot(app: QApplication, window, args: argparse.Namespace) -> int:
+    """Wait until the requested attack (and evaluation, for --tab evaluate) is drawn, save the window, exit."""
+    s, c = window.state, window.controller
+    deadline = time.monotonic() + args.timeout
+    phase = {"name": "boot", "code": 0}
+    timer = QTimer()
+
+    def finish(code: int) -> None:
+        timer.stop()
+        app.processEvents()
+        window.repaint()
+        app.processEvents()
+        ok = window.grab().save(args.screenshot, "PNG")
+        if not ok:
+            print(f"could not write {args.screenshot}", file=sys.stderr)
+        phase["code"] = code if ok else 1
+        app.exit(phase["code"])
+
+    def tick() -> None:
+        if time.monotonic() > deadline:
+            print(f"--screenshot: gave up after {args.timeout:.0f} s ({phase['name']})", file=sys.stderr)
+            finish(3)
+            return
+        if not c.settled():
+            return
+        if phase["name"] == "boot":
+            wanted = s.attack if s.attack.enabled else None
+            done = s.request is not None and s.request.attack == wanted
+            if c.models_ready and s.image is not None and not done:
+                phase["name"] = "attack"
+                s.request_run(False)
+                return
+            phase["name"] = "attack"
+        if phase["name"] == "attack":
+            if args.tab == "evaluate" and c.models_ready and s.engine is not None and s.engine.samples is not None:
+                phase["name"] = "evaluate"
+                window.evaluate.n.setValue(50)
+                window.evaluate.start()
+                return
+            phase["name"] = "draw"
+            QTimer.singleShot(400, lambda: finish(0))  # let pyqtgraph lay out and paint
+        elif phase["name"] == "evaluate":
+            phase["name"] = "draw"
+            QTimer.singleShot(400, lambda: finish(0))
+
+    timer.timeout.connect(tick)
+    timer.start(100)
+    app.exec()
+    c.shutdown()
+    return phase["code"]
+
+
+def bench_startup(args: argparse.Namespace) -> int:
+    """For ``python -m app.bench``: print (monotonic clock) when the window was shown and the models loaded."""
+    import json
+
+    from app.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setStyle("Fusion")
+    window = MainWindow()
+    window.show()
+    app.processEvents()
+    window.repaint()
+    stamps = {"shown": time.monotonic()}
+    window.start()
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline and not (window.controller.models_ready or
+                                                (window.state.models_info is not None and
+                                                 not window.state.models_info.ok)):
+        app.processEvents()
+        time.sleep(0.002)
+    stamps["models_loaded"] = time.monotonic()
+    stamps["models_ok"] = bool(window.controller.models_ready)
+    print("BENCH " + json.dumps(stamps), flush=True)
+    window.controller.shutdown()
+    return 0

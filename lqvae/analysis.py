@@ -1,0 +1,202 @@
+"""One image through attack and defense: the single engine call behind the app and the evaluation.
+
+:func:`analyze` takes an image, optionally attacks it (:mod:`lqvae.attacks`), purifies the clean and
+the adversarial image with the LQ-VAE, classifies all of them and returns an :class:`Analysis` of
+plain numpy arrays and numbers, ready to draw. Bits are always the deterministic codes H(mu), so the
+Hamming distance compares like with like in both purification modes; Theorem 1's prediction is
+made from the measured latent shift |mu_adv - mu| and set beside the observed flips.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from lqvae.attacks import AttackSpec, run_attack
+from lqvae.device import resolve_device
+from lqvae.models import LQVAE
+from lqvae.theory import flip_probability, prob_at_least_k_flips, prob_k_flips
+
+ANALYZE_MODES = ("deterministic", "stochastic")
+
+
+@dataclass
+class Analysis:
+    """Everything the app shows for one image; plain numpy arrays and numbers only.
+
+    Images are (C, H, W) float32 in [0, 1]; probabilities (K,) are softmaxes of the classifier on
+    the raw or purified image (in stochastic mode the mean over the draws); bits (M,) are +-1 codes
+    H(mu), z (M,) is mu. Fields about the attack or the purifier are None when there is none.
+    ``stochastic_probs`` (S, K) are the per-draw class probabilities of the purified adversarial
+    image (stochastic mode with an attack only).
+    """
+
+    original: np.ndarray  # (C, H, W)
+    adversarial: np.ndarray | None = None  # (C, H, W)
+    purified_original: np.ndarray | None = None
+    purified_adversarial: np.ndarray | None = None
+    probs_original: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (K,)
+    probs_adversarial: np.ndarray | None = None
+    probs_purified_original: np.ndarray | None = None
+    probs_purified_adversarial: np.ndarray | None = None
+    bits_original: np.ndarray | None = None  # (M,) +-1
+    bits_adversarial: np.ndarray | None = None
+    z_original: np.ndarray | None = None  # (M,) mu
+    z_adversarial: np.ndarray | None = None
+    sigma_original: np.ndarray | None = None
+    hamming: int | None = None
+    linf: float | None = None
+    l2: float | None = None
+    attack_failed: bool = False
+    message: str = ""
+    theorem1: dict[str, Any] | None = None
+    stochastic_probs: np.ndarray | None = None  # (S, K)
+    attack_ms: float = 0.0
+    purify_ms: float = 0.0
+    label: int | None = None  # the label the attack used (the prediction when none was given)
+
+
+def as_image_batch(image: np.ndarray | Tensor) -> Tensor:
+    """(1, C, H, W) float32 in [0, 1] from (H, W), (C, H, W) or (1, C, H, W), uint8 or float."""
+    x = image if isinstance(image, Tensor) else torch.from_numpy(np.array(image, copy=True))
+    if x.dtype == torch.uint8:
+        x = x.float() / 255.0
+    x = x.detach().float()
+    if x.dim() == 2:
+        x = x.unsqueeze(0)
+    if x.dim() == 3:
+        x = x.unsqueeze(0)
+    if x.dim() != 4 or x.shape[0] != 1:
+        raise ValueError(f"expected one image (H, W), (C, H, W) or (1, C, H, W), got shape {tuple(x.shape)}")
+    if x.min() < 0 or x.max() > 1:
+        raise ValueError(f"expected pixels in [0, 1] (or uint8), got min {float(x.min()):.3f} max {float(x.max()):.3f}")
+    return x
+
+
+def theorem1_prediction(mu: Tensor, mu_adv: Tensor, observed: int, *, eta: float,
+                        linf: float | None = None, lipschitz_target: float | None = None) -> dict[str, Any]:
+    """Theorem 1 from the measured per-coordinate shift, beside the observed flip count.
+
+    Args:
+        mu, mu_adv: (M,) latent means of the clean and adversarial image.
+        observed: bits that actually flipped.
+        eta: quantization threshold.
+        linf, lipschitz_target: when given, also the paper's reading |delta_z| = K * ||delta||_inf.
+    """
+    m = int(mu.numel())
+    delta_z = float((mu_adv - mu).abs().mean())
+    p = flip_probability(delta_z, eta)
+    out: dict[str, Any] = {
+        "delta_z": delta_z, "p_flip": p, "expected_flips": m * p,
+        "prob_observed": prob_k_flips(observed, m, p), "prob_at_least_observed": prob_at_least_k_flips(observed, m, p),
+        "observed_flips": int(observed), "latent_dim": m,
+    }
+    if linf is not None and lipschitz_target is not None:
+        pz = flip_probability(lipschitz_target * linf, eta)
+        out.update(paper_delta_z=lipschitz_target * linf, paper_p_flip=pz, paper_expected_flips=m * pz)
+    return out
+
+
+@torch.inference_mode()
+def _probs(classifier: nn.Module, x: Tensor) -> Tensor:
+    return torch.softmax(classifier(x), dim=-1)
+
+
+def analyze(image: np.ndarray | Tensor, label: int | None, *, classifier: nn.Module,
+            purifier: LQVAE | None = None, spec: AttackSpec | None = None, substitute: nn.Module | None = None,
+            mode: str = "deterministic", n_samples: int = 8, device: str | torch.device = "cpu",
+            should_stop: Callable[[], bool] | None = None,
+            progress: Callable[[float], None] | None = None) -> Analysis:
+    """Attack (optionally), purify and classify one image.
+
+    Args:
+        image: (H, W), (C, H, W) or (1, C, H, W), uint8 or float in [0, 1].
+        label: the true class; None attacks the classifier's own prediction.
+        classifier: logits model, on ``device``.
+        purifier: the LQ-VAE (or any module mapping images to images) or None.
+        spec: the attack, or None for no attack.
+        substitute: the classifier attacked under ``spec.threat == "blackbox"``.
+        mode: ``"deterministic"`` (z = mu) or ``"stochastic"`` (``n_samples`` draws, averaged).
+        n_samples: draws in stochastic mode.
+        device: where the image goes; the models must already be there.
+        should_stop, progress: passed to :func:`lqvae.attacks.run_attack`.
+
+    Raises:
+        lqvae.attacks.AttackCancelled: when ``should_stop()`` became True during the attack.
+    """
+    if mode not in ANALYZE_MODES:
+        raise ValueError(f"expected mode in {ANALYZE_MODES}, got {mode!r}")
+    dev = resolve_device(device)
+    x = as_image_batch(image).to(dev)
+    classifier.eval()
+    p_orig = _probs(classifier, x)[0]
+    if label is None:
+        label = int(p_orig.argmax())
+    res = Analysis(original=x[0].cpu().numpy(), probs_original=p_orig.cpu().numpy(), label=int(label))
+
+    adv = None
+    if spec is not None:
+        t0 = time.perf_counter()
+        r = run_attack(spec, x, torch.tensor([label]), classifier=classifier, purifier=purifier,
+                       substitute=substitute, should_stop=should_stop, progress=progress)
+        res.attack_ms = (time.perf_counter() - t0) * 1000
+        adv = torch.from_numpy(r.adversarial).to(dev)
+        res.adversarial = r.adversarial[0]
+        res.probs_adversarial = _probs(classifier, adv)[0].cpu().numpy()
+        res.linf, res.l2 = float(r.linf[0]), float(r.l2[0])
+        res.attack_failed = bool(r.failed[0])
+        res.message = r.messages[0]
+        if int(p_orig.argmax()) != label:
+            note = "the classifier already misclassifies the clean image"
+            res.message = f"{res.message}; {note}" if res.message else note
+    if purifier is not None:
+        t0 = time.perf_counter()
+        _purify_into(res, purifier, classifier, x, adv, mode=mode, n_samples=n_samples, seed=spec.seed if spec else 0)
+        res.purify_ms = (time.perf_counter() - t0) * 1000
+    return res
+
+
+@torch.inference_mode()
+def _purify_into(res: Analysis, purifier: nn.Module, classifier: nn.Module, x: Tensor, adv: Tensor | None, *,
+                 mode: str, n_samples: int, seed: int) -> None:
+    purifier.eval()
+    xs = x if adv is None else torch.cat([x, adv])  # (1 or 2, C, H, W)
+    if not hasattr(purifier, "purify"):  # a generic image -> image defense: no codes to show
+        img = purifier(xs)
+        probs = torch.softmax(classifier(img), -1)
+        res.purified_original, res.probs_purified_original = img[0].cpu().numpy(), probs[0].cpu().numpy()
+        if adv is not None:
+            res.purified_adversarial, res.probs_purified_adversarial = img[1].cpu().numpy(), probs[1].cpu().numpy()
+        return
+    det = purifier.purify(xs)
+    bits, mu = det.bits.cpu(), det.mu.cpu()
+    res.bits_original, res.z_original = bits[0].numpy(), mu[0].numpy()
+    res.sigma_original = det.sigma[0].cpu().numpy()
+    if mode == "deterministic":
+        images, probs = det.image, torch.softmax(classifier(det.image), -1)
+        per_draw = None
+    else:
+        gen = torch.Generator(device=xs.device).manual_seed(seed)
+        sto = purifier.purify(xs, mode="stochastic", n_samples=n_samples, generator=gen)
+        s, b = sto.samples.shape[:2]
+        per_draw = torch.softmax(classifier(sto.samples.flatten(0, 1)), -1).view(s, b, -1)  # (S, B, K)
+        images, probs = sto.image, per_draw.mean(0)
+    res.purified_original, res.probs_purified_original = images[0].cpu().numpy(), probs[0].cpu().numpy()
+    if adv is None:
+        return
+    res.purified_adversarial, res.probs_purified_adversarial = images[1].cpu().numpy(), probs[1].cpu().numpy()
+    res.bits_adversarial, res.z_adversarial = bits[1].numpy(), mu[1].numpy()
+    res.hamming = int((bits[0] != bits[1]).sum())
+    if per_draw is not None:
+        res.stochastic_probs = per_draw[:, 1].cpu().numpy()
+    cfg = getattr(purifier, "cfg", None)
+    res.theorem1 = theorem1_prediction(mu[0], mu[1], res.hamming, eta=cfg.eta if cfg else 0.67449,
+                                       linf=res.linf, lipschitz_target=cfg.lipschitz_target if cfg else None)
+
+
+__all__ = ["Analysis", "analyze", "as_image_batch", "theorem1_prediction", "ANALYZE_MODES"]

