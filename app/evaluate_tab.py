@@ -20,9 +20,9 @@ from app.state import ATTACK_LABELS, L2_ATTACKS, THREAT_LABELS, AppState
 
 EVAL_ATTACKS = ("fgsm", "bim", "pgd", "deepfool", "cw")
 COLUMNS = (("attack", "Attack"), ("eps", "ε"), ("n", "n"), ("clean_accuracy", "Clean %"),
-           ("attacked_accuracy", "No defense %"), ("purified_clean_accuracy", "Purified clean %"),
-           ("purified_attacked_accuracy", "Defended %"), ("mean_flips", "Mean bits flipped"),
-           ("under_6pct", "< 6 % flipped"), ("attack_failures", "Failures"), ("seconds", "s"))
+           ("attacked_accuracy", "No defense\n%"), ("purified_clean_accuracy", "Purified\nclean %"),
+           ("purified_attacked_accuracy", "Defended\n%"), ("mean_flips", "Mean bits\nflipped"),
+           ("under_6pct", "< 6 %\nflipped"), ("attack_failures", "Failures"), ("seconds", "s"))
 PALETTE = ("#2166ac", "#b2182b", "#1b7837", "#762a83", "#e08214")
 
 

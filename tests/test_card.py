@@ -1,0 +1,26 @@
+"""The model card's measured block is rebuilt from files, and the hand-written text around it is kept."""
+
+import json
+
+from lqvae.card import BEGIN, END, render, update
+from lqvae.checkpoint import save_checkpoint
+
+
+def test_card_block_comes_from_metadata_and_results(tmp_path, classifier_a):
+    ckpt, results = tmp_path / "checkpoints", tmp_path / "results"
+    (ckpt / "mnist").mkdir(parents=True)
+    results.mkdir()
+    save_checkpoint(ckpt / "mnist" / "classifier_A.safetensors", classifier_a, kind="classifier", dataset="mnist",
+                    command="python -m lqvae.train classifier --arch A", epochs=7, extra={"seed": "3", "wall_s": "120"})
+    (results / "clean_mnist.json").write_text(json.dumps({"n": 10000, "A": {"clean_accuracy": 99.123}}))
+    text = render(ckpt, results)
+    assert "| `classifier_A.safetensors` | classifier | 7 | 3 | 2.0 min |" in text
+    assert "| A | 99.12 | not measured | not measured | not measured |" in text
+    assert "fashion_mnist\n\nNo checkpoints shipped." in text
+
+    card = tmp_path / "README.md"
+    card.write_text(f"# Card\n\nhand-written\n\n{BEGIN}\nstale 12.34\n{END}\n\n## After\n")
+    update(card, text)
+    out = card.read_text()
+    assert out.startswith("# Card\n\nhand-written") and out.endswith("## After\n")
+    assert "stale 12.34" not in out and out.count(BEGIN) == 1
