@@ -409,14 +409,22 @@ class Job:
 
 
 def table_jobs(table: int, dataset: str, *, classifier: str = "A", n: int, n_fast: int, preset: str,
-               seed: int = 0, eot_samples: int = 8, restarts: int = 1) -> list[Job]:
-    """The attack runs a paper table needs on ``dataset`` (baseline cells included; skipped later if missing)."""
+               seed: int = 0, eot_samples: int = 8, restarts: int = 1,
+               n_override: dict[str, int] | None = None) -> list[Job]:
+    """The attack runs a paper table needs on ``dataset`` (baseline cells included; skipped later if missing).
+
+    ``n_override`` maps ``"attack/threat"``, a threat or an attack name to the number of images for
+    those runs (most specific first), e.g. ``{"cw": 300, "pgd/bpda": 1000, "bpda_eot": 200}``.
+    """
     fast = ("fgsm", "bim", "pgd")
+    n_override = n_override or {}
 
     def mk(key: str, attack: str, threat: str, attacked: str, defense: str | None = None, **kw: Any) -> Job:
         spec = AttackSpec(attack=attack, threat=threat, preset=preset, seed=seed, **kw)
         quick = attack in fast and threat != "bpda_eot"
-        return Job(key, dataset, spec, attacked, defense, n=n_fast if quick else n)
+        size = next((n_override[k] for k in (f"{attack}/{threat}", threat, attack) if k in n_override),
+                    n_fast if quick else n)
+        return Job(key, dataset, spec, attacked, defense, n=size)
 
     jobs: list[Job] = []
     if table in (1, 2):
@@ -540,6 +548,20 @@ def _job_runnable(job: Job, models: _Models) -> bool:
             and any(models.has(c.classifier, "classifier") and models.has(c.defense, "purifier") for c in job.cells))
 
 
+def parse_n_override(items: list[str]) -> dict[str, int]:
+    """``["cw=300", "pgd/bpda=1000"]`` -> ``{"cw": 300, "pgd/bpda": 1000}``, with a clear error otherwise."""
+    known = set(ATTACKS) | set(THREATS)
+    out: dict[str, int] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        parts = key.split("/")
+        if not sep or not value.isdigit() or int(value) < 1 or not all(p in known for p in parts) or len(parts) > 2:
+            raise SystemExit(f"--n-override expects ATTACK=N, THREAT=N or ATTACK/THREAT=N with N >= 1 "
+                             f"(attacks {', '.join(ATTACKS)}; threats {', '.join(THREATS)}), got {item!r}")
+        out[key] = int(value)
+    return out
+
+
 def cmd_table(args: argparse.Namespace) -> dict[str, Any]:
     """``table``: every attack run of a paper table, cached per run, then Markdown + CSV + JSON."""
     table = args.paper_table
@@ -554,6 +576,7 @@ def cmd_table(args: argparse.Namespace) -> dict[str, Any]:
     for ds in datasets:
         models = _Models(ds, device, args.checkpoints)
         jobs = table_jobs(table, ds, classifier=args.classifier, n=args.n, n_fast=args.n_fast or args.n,
+                          n_override=parse_n_override(args.n_override),
                           preset=args.preset, seed=args.seed, eot_samples=args.eot_samples, restarts=args.restarts)
         all_jobs += [(j, models) for j in jobs if _job_runnable(j, models)]
     from tqdm import tqdm
@@ -569,7 +592,7 @@ def cmd_table(args: argparse.Namespace) -> dict[str, Any]:
                 bar.update(1)
                 continue
             if job.dataset not in data or len(data[job.dataset][0]) < job.n:
-                data[job.dataset] = load_images(job.dataset, max(args.n, args.n_fast or args.n),
+                data[job.dataset] = load_images(job.dataset, max(args.n, args.n_fast or args.n, job.n),
                                                 data_dir=args.data_dir, samples=args.samples)
             x, y = (t[:job.n] for t in data[job.dataset])
             bar.set_postfix_str(job.key)
@@ -711,6 +734,9 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--classifier", default="A", help="classifier for table 7")
     t.add_argument("--n", type=int, default=1000, help="test images per cell")
     t.add_argument("--n-fast", type=int, default=None, help="test images for FGSM/BIM/PGD cells (default --n)")
+    t.add_argument("--n-override", action="append", default=[], metavar="KEY=N",
+                   help="images for the runs of one attack, threat or attack/threat, e.g. cw=300, pgd/bpda=1000 "
+                        "(repeatable; most specific wins)")
     t.add_argument("--preset", choices=PRESET_NAMES, default="paper")
     t.add_argument("--out", default="docs/results/")
     t.add_argument("--fresh", action="store_true", help="ignore the cache of finished runs")

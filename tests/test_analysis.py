@@ -192,3 +192,17 @@ def test_table_layouts():
     assert {j.spec.threat for j in t7} == {"bpda", "whitebox", "bpda_eot"}
     report = build_table(7, ("mnist", "fashion_mnist"), {}, preset="paper")
     assert "— (83.70)" in report["markdown"] and "— (57.41)" in report["markdown"]
+
+
+def test_table_n_override_most_specific_wins():
+    from lqvae.evaluation import parse_n_override
+
+    over = parse_n_override(["pgd=5000", "pgd/bpda=700", "bpda_eot=50", "cw=30"])
+    jobs = {j.key: j.n for j in table_jobs(7, "mnist", n=1000, n_fast=10000, preset="live", n_override=over)}
+    assert jobs["mnist/t7/lqvae_pgd/A"] == 700 and jobs["mnist/t7/lqvae_eot/A"] == 50
+    assert jobs["mnist/t7/lqvae/A"] == 10000  # FGSM: no override applies
+    wb = {j.key: j.n for j in table_jobs(2, "mnist", n=1000, n_fast=10000, preset="live", n_override=over)}
+    assert wb["mnist/wb/cw/A"] == 30 and wb["mnist/wb/deepfool/A"] == 1000
+    for bad in (["cw"], ["cw=0"], ["nope=3"], ["cw=x"]):
+        with pytest.raises(SystemExit, match="--n-override"):
+            parse_n_override(bad)
