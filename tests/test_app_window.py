@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 from conftest_app import app_env, model_cache, wait_settled, window  # noqa: F401 - fixtures
 from test_app_preprocess import broken_files
 
@@ -173,7 +174,8 @@ def test_missing_checkpoints_are_reported_and_app_keeps_working(qtbot, tmp_path,
     win.controller.shutdown()
 
 
-def test_corrupt_checkpoint_is_reported(qtbot, tmp_path, monkeypatch, app_env):
+@pytest.mark.parametrize("damage", ["truncated_header", "truncated_tensors"])
+def test_damaged_purifier_checkpoint_is_reported_and_defense_turns_off(qtbot, tmp_path, monkeypatch, app_env, damage):
     import shutil
     from pathlib import Path
 
@@ -181,8 +183,10 @@ def test_corrupt_checkpoint_is_reported(qtbot, tmp_path, monkeypatch, app_env):
 
     root = tmp_path / "ckpt"
     shutil.copytree(Path(app_env["LQVAE_CHECKPOINTS"]), root)
-    data = (root / "mnist" / "lqvae.safetensors").read_bytes()
-    (root / "mnist" / "lqvae.safetensors").write_bytes(data[:1000])  # truncated
+    path = root / "mnist" / "lqvae.safetensors"
+    data = path.read_bytes()
+    # cut inside the header, or keep the header intact and cut the tensor data short
+    path.write_bytes(data[:1000] if damage == "truncated_header" else data[: len(data) - 4096])
     monkeypatch.setenv("LQVAE_CHECKPOINTS", str(root))
     win = MainWindow()
     qtbot.addWidget(win)
@@ -190,7 +194,7 @@ def test_corrupt_checkpoint_is_reported(qtbot, tmp_path, monkeypatch, app_env):
     win.start()
     qtbot.waitUntil(lambda: win.controller.models_ready, timeout=30_000)
     wait_settled(qtbot, win)
-    assert "lqvae.safetensors" in win.models.status.text()
+    assert "lqvae.safetensors" in win.models.status.text() + win.messages.label.text()
     assert win.state.defense.purifier is None  # the defense is off, classification still works
     assert win.state.result is not None and win.state.result.adversarial is not None
     win.controller.shutdown()
@@ -266,28 +270,6 @@ def test_stochastic_defense_shows_the_spread(qtbot, window):
     assert window.probs.charts["probs_purified_adversarial"].errors is not None
 
 
-def test_checkpoint_with_damaged_tensors_turns_the_defense_off(qtbot, tmp_path, monkeypatch, app_env):
-    import shutil
-    from pathlib import Path
-
-    from app.main_window import MainWindow
-
-    root = tmp_path / "ckpt"
-    shutil.copytree(Path(app_env["LQVAE_CHECKPOINTS"]), root)
-    path = root / "mnist" / "lqvae.safetensors"
-    data = bytearray(path.read_bytes())
-    path.write_bytes(bytes(data[: len(data) - 4096]))  # header intact, tensor data cut short
-    monkeypatch.setenv("LQVAE_CHECKPOINTS", str(root))
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.show()
-    win.start()
-    qtbot.waitUntil(lambda: win.controller.models_ready, timeout=30_000)
-    wait_settled(qtbot, win)
-    text = win.models.status.text() + win.messages.label.text()
-    assert "lqvae.safetensors" in text
-    assert win.state.defense.purifier is None and win.state.result is not None
-    win.controller.shutdown()
 
 
 def test_bpda_without_a_purifier_explains_instead_of_running(qtbot, window):

@@ -24,3 +24,12 @@ def test_card_block_comes_from_metadata_and_results(tmp_path, classifier_a):
     out = card.read_text()
     assert out.startswith("# Card\n\nhand-written") and out.endswith("## After\n")
     assert "stale 12.34" not in out and out.count(BEGIN) == 1
+
+
+def test_report_fills_tables_and_flags_missing_ones(tmp_path):
+    from lqvae.report import assemble
+
+    (tmp_path / "table2_mnist.md").write_text("| a | 12.50 |\n")
+    text, missing = assemble("# R\n\n{{table2_mnist}}\n\n{{table7}}\n", tmp_path)
+    assert "| a | 12.50 |" in text and "{{" not in text
+    assert missing == ["table7"] and "Not measured yet" in text and "table7.md" in text
