@@ -12,6 +12,7 @@ import argparse
 import json
 import math
 import shlex
+import signal
 import sys
 import time
 from dataclasses import dataclass, fields
@@ -200,8 +201,15 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _interrupt_on_sigterm(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parser().parse_args(argv)
+    # `kill PID` (SIGTERM) saves a resumable state like Ctrl-C does; a run started in the background with
+    # `nohup ... &` ignores SIGINT, so SIGTERM is how it gets stopped.
+    signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
     if args.epochs < 1:
         raise SystemExit(f"expected --epochs >= 1, got {args.epochs}")
     if args.threads:

@@ -25,3 +25,34 @@ def test_train_cli_runs_end_to_end_and_resumes(tmp_path, capsys, what):
     main([*base, "--epochs", "2", "--resume"])
     assert load_checkpoint(out / f"{name}.safetensors").metadata["epochs"] == 2
     assert len((out / f"{name}.log.jsonl").read_text().splitlines()) == 2
+
+
+def test_sigterm_leaves_a_resumable_state(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    data = make_idx_folder(tmp_path / "data", dotted=False, compress=False, n_train=4096, n_test=16)
+    out = tmp_path / "run"
+    root = Path(__file__).resolve().parent.parent
+    cmd = [sys.executable, "-m", "lqvae.train", "classifier", "--arch", "A", "--data-dir", str(data), "--epochs", "50",
+           "--batch-size", "16", "--out", str(out), "--device", "cpu", "--threads", "1"]
+    proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(root)})
+    log = out / "classifier_A.log.jsonl"
+    deadline = time.monotonic() + 120
+    while not log.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)  # wait for the first epoch, then stop it in the middle of the second
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert "resume with --resume" in err
+    from safetensors import safe_open
+
+    with safe_open(str(out / "classifier_A.train-state.safetensors"), framework="pt") as fh:
+        info = json.loads(fh.metadata()["info"])
+    assert info["epoch"] >= 1 and info["step"] > 256  # saved mid-epoch 2, not only at the end of epoch 1
