@@ -548,6 +548,15 @@ def _job_runnable(job: Job, models: _Models) -> bool:
             and any(models.has(c.classifier, "classifier") and models.has(c.defense, "purifier") for c in job.cells))
 
 
+def _merged_cache(path: Path, new: dict[str, Any]) -> dict[str, Any]:
+    """The cache on disk plus ``new``: two table runs (one per dataset) may share a cache file."""
+    try:
+        disk = json.loads(path.read_text()) if path.exists() else {}
+    except json.JSONDecodeError:
+        disk = {}
+    return {**disk, **new}
+
+
 def parse_n_override(items: list[str]) -> dict[str, int]:
     """``["cw=300", "pgd/bpda=1000"]`` -> ``{"cw": 300, "pgd/bpda": 1000}``, with a clear error otherwise."""
     known = set(ATTACKS) | set(THREATS)
@@ -610,7 +619,7 @@ def cmd_table(args: argparse.Namespace) -> dict[str, Any]:
             results[job.key] = run_job(job, models, x, y, batch_size=args.batch_size, progress=prog)
             results[job.key]["source"] = source
             cache[job.key] = results[job.key]
-            _write_json(cache_path, cache)
+            _write_json(cache_path, _merged_cache(cache_path, {job.key: results[job.key]}))
             bar.n = step + 1
             bar.refresh()
     finally:

@@ -206,3 +206,14 @@ def test_table_n_override_most_specific_wins():
     for bad in (["cw"], ["cw=0"], ["nope=3"], ["cw=x"]):
         with pytest.raises(SystemExit, match="--n-override"):
             parse_n_override(bad)
+
+
+def test_table_cache_keeps_runs_written_by_another_process(tmp_path):
+    from lqvae.evaluation import _merged_cache
+
+    path = tmp_path / "table7_paper.json"
+    path.write_text(json.dumps({"fashion_mnist/t7/lqvae/A": {"n": 5}}))  # written meanwhile by the other dataset's run
+    merged = _merged_cache(path, {"mnist/t7/lqvae/A": {"n": 7}})
+    assert merged == {"fashion_mnist/t7/lqvae/A": {"n": 5}, "mnist/t7/lqvae/A": {"n": 7}}
+    path.write_text("{broken")
+    assert _merged_cache(path, {"k": {}}) == {"k": {}}
