@@ -2,18 +2,45 @@
 
 ``python -m lqvae.report`` replaces every ``{{name}}`` in ``docs/results.template.md`` with the
 contents of ``docs/results/<name>.md`` (as written by ``python -m lqvae.evaluate table``), so the
-numbers in the document are the measured ones. A placeholder whose file is missing becomes a line
-saying which command produces it; the report never invents a number.
+numbers in the document are the measured ones. ``{{runs:PREFIX}}`` becomes a table of every
+``docs/results/PREFIX*.json`` written by ``python -m lqvae.evaluate run --json``. A placeholder whose
+file is missing becomes a line saying which command produces it; the report never invents a number.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PLACEHOLDER = re.compile(r"\{\{([A-Za-z0-9_]+)\}\}")
+PLACEHOLDER = re.compile(r"\{\{((?:runs:)?[A-Za-z0-9_]+)\}\}")
+
+
+def _f(v: object) -> str:
+    return "—" if v is None else f"{float(v):.2f}"  # type: ignore[arg-type]
+
+
+def runs_table(results_dir: Path, prefix: str) -> str | None:
+    """A Markdown table of the ``evaluate run`` records whose file names start with ``prefix``."""
+    rows = []
+    for path in sorted(results_dir.glob(f"{prefix}*.json")):
+        try:
+            r = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if not isinstance(r, dict) or "attacked_accuracy" not in r:
+            continue
+        bits = r.get("bits") or {}
+        rows.append(f"| {r.get('dataset')} | {r.get('defense')} | {r.get('attack')} | {r.get('threat')} | {r.get('n')} | "
+                    f"{_f(r.get('clean_accuracy_defended'))} | {_f(r.get('attacked_accuracy_undefended'))} | "
+                    f"{_f(r.get('attacked_accuracy'))} | {_f(bits.get('mean_flips'))} | `{path.name}` |")
+    if not rows:
+        return None
+    head = ("| dataset | defense | attack | threat | n | clean, defended | attacked, no defense | attacked, defended "
+            "| mean bits flipped | file |\n|---|---|---|---|---|---|---|---|---|---|")
+    return head + "\n" + "\n".join(rows)
 
 
 def assemble(template: str, results_dir: Path) -> tuple[str, list[str]]:
@@ -21,6 +48,12 @@ def assemble(template: str, results_dir: Path) -> tuple[str, list[str]]:
 
     def fill(match: re.Match[str]) -> str:
         name = match.group(1)
+        if name.startswith("runs:"):
+            table = runs_table(results_dir, name[5:])
+            if table is None:
+                missing.append(name)
+                return f"_Not measured yet: no `{name[5:]}*.json` from `python -m lqvae.evaluate run --json`._"
+            return table
         path = results_dir / f"{name}.md"
         if not path.is_file():
             missing.append(name)

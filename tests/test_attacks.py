@@ -236,10 +236,11 @@ def test_paper_preset_is_at_least_as_strong_as_live():
 
 
 # ----------------------------------------------------------------------------- shipped checkpoints
-def _shipped(dataset: str = "mnist") -> bool:
-    from lqvae.registry import checkpoint_root
+SHIPPED = ROOT / "checkpoints"  # the repository's own, not $LQVAE_CHECKPOINTS (the app tests point that at tiny models)
 
-    folder = checkpoint_root() / dataset
+
+def _shipped(dataset: str = "mnist") -> bool:
+    folder = SHIPPED / dataset
     return ((folder / "classifier_A.safetensors").is_file() and (folder / "lqvae.safetensors").is_file()
             and (ROOT / "resources" / "samples" / f"{dataset}.npz").is_file())
 
@@ -252,8 +253,8 @@ def shipped_models():
     from lqvae.data import load_samples
     from lqvae.registry import load_named
 
-    clf = load_named("mnist", "A", kind="classifier").model
-    lq = load_named("mnist", "lqvae", kind="lqvae").model
+    clf = load_named("mnist", "A", kind="classifier", root=SHIPPED).model
+    lq = load_named("mnist", "lqvae", kind="lqvae", root=SHIPPED).model
     x, y = load_samples("mnist").tensors()
     keep = torch.arange(0, len(x), len(x) // FLOOR_N)[:FLOOR_N]  # the samples are sorted by class
     x, y = x[keep], y[keep]

@@ -33,3 +33,16 @@ def test_report_fills_tables_and_flags_missing_ones(tmp_path):
     text, missing = assemble("# R\n\n{{table2_mnist}}\n\n{{table7}}\n", tmp_path)
     assert "| a | 12.50 |" in text and "{{" not in text
     assert missing == ["table7"] and "Not measured yet" in text and "table7.md" in text
+
+
+def test_report_renders_run_records(tmp_path):
+    from lqvae.report import assemble
+
+    rec = {"dataset": "mnist", "defense": "lqvae_robust", "attack": "fgsm", "threat": "bpda", "n": 100,
+           "clean_accuracy_defended": 96.0, "attacked_accuracy_undefended": 20.0, "attacked_accuracy": 61.5,
+           "bits": {"mean_flips": 7.25}}
+    (tmp_path / "robust_mnist_fgsm.json").write_text(json.dumps(rec))
+    (tmp_path / "robust_broken.json").write_text("{")
+    text, missing = assemble("{{runs:robust_}}\n{{runs:nothing_}}", tmp_path)
+    assert "| mnist | lqvae_robust | fgsm | bpda | 100 | 96.00 | 20.00 | 61.50 | 7.25 | `robust_mnist_fgsm.json` |" in text
+    assert missing == ["runs:nothing_"]
