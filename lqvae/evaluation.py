@@ -580,13 +580,13 @@ def cmd_table(args: argparse.Namespace) -> dict[str, Any]:
     cache_path = out_dir / "cache" / f"table{table}_{args.preset}.json"
     cache = {} if args.fresh or not cache_path.exists() else json.loads(cache_path.read_text())
     source = "bundled samples" if args.samples else "test set"  # finished runs are reused for the same images only
+    n_override = parse_n_override(args.n_override)
     all_jobs: list[tuple[Job, _Models]] = []
     data: dict[str, tuple[Tensor, Tensor]] = {}
     for ds in datasets:
         models = _Models(ds, device, args.checkpoints)
         jobs = table_jobs(table, ds, classifier=args.classifier, n=args.n, n_fast=args.n_fast or args.n,
-                          n_override=parse_n_override(args.n_override),
-                          preset=args.preset, seed=args.seed, eot_samples=args.eot_samples, restarts=args.restarts)
+                          n_override=n_override, preset=args.preset, seed=args.seed, eot_samples=args.eot_samples, restarts=args.restarts)
         all_jobs += [(j, models) for j in jobs if _job_runnable(j, models)]
     from tqdm import tqdm
 
@@ -618,7 +618,6 @@ def cmd_table(args: argparse.Namespace) -> dict[str, Any]:
 
             results[job.key] = run_job(job, models, x, y, batch_size=args.batch_size, progress=prog)
             results[job.key]["source"] = source
-            cache[job.key] = results[job.key]
             _write_json(cache_path, _merged_cache(cache_path, {job.key: results[job.key]}))
             bar.n = step + 1
             bar.refresh()

@@ -208,8 +208,15 @@ def _interrupt_on_sigterm(signum: int, _frame: object) -> None:
 def main(argv: list[str] | None = None) -> dict:
     args = parser().parse_args(argv)
     # `kill PID` (SIGTERM) saves a resumable state like Ctrl-C does; a run started in the background with
-    # `nohup ... &` ignores SIGINT, so SIGTERM is how it gets stopped.
-    signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+    # `nohup ... &` ignores SIGINT, so SIGTERM is how it gets stopped. Restored afterwards for in-process callers.
+    previous = signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+    try:
+        return _main(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(args: argparse.Namespace) -> dict:
     if args.epochs < 1:
         raise SystemExit(f"expected --epochs >= 1, got {args.epochs}")
     if args.threads:

@@ -270,8 +270,6 @@ def test_stochastic_defense_shows_the_spread(qtbot, window):
     assert window.probs.charts["probs_purified_adversarial"].errors is not None
 
 
-
-
 def test_bpda_without_a_purifier_explains_instead_of_running(qtbot, window):
     s = window.state
     s.set_defense(purifier=None)
