@@ -166,7 +166,8 @@ def _purify_into(res: Analysis, purifier: nn.Module, classifier: nn.Module, x: T
                  mode: str, n_samples: int, seed: int) -> None:
     purifier.eval()
     xs = x if adv is None else torch.cat([x, adv])  # (1 or 2, C, H, W)
-    if not hasattr(purifier, "purify"):  # a generic image -> image defense: no codes to show
+    if not hasattr(purifier, "purify") or not getattr(purifier, "quantized", True):
+        # a generic image -> image defense, the VAE ablation or Defense-GAN: no binary code to show
         img = purifier(xs)
         probs = torch.softmax(classifier(img), -1)
         res.purified_original, res.probs_purified_original = img[0].cpu().numpy(), probs[0].cpu().numpy()

@@ -1,8 +1,8 @@
 """Safe checkpoints: safetensors weights plus JSON metadata; nothing is ever unpickled.
 
-Metadata keys (all strings, as safetensors requires): ``format``, ``kind`` (``lqvae`` or
-``classifier``), ``config`` (JSON), ``dataset``, ``command``, ``args`` (JSON), ``epochs``,
-``metrics`` (JSON), ``created``, ``dtype``. Loading rebuilds the model from ``config``, checks every
+Metadata keys (all strings, as safetensors requires): ``format``, ``kind``, ``config`` (JSON), ``dataset``, ``command``, ``args`` (JSON), ``epochs``,
+``metrics`` (JSON), ``created``, ``dtype``. Kinds: ``lqvae`` (also the VAE ablation, by its config),
+``classifier``, ``defensegan`` (the generator; the critic is training-only). Loading rebuilds the model from ``config``, checks every
 tensor name and shape against it, and refuses anything else with a ``CheckpointError`` that names
 the file and the way out. Writes are atomic: a temporary file in the same folder, fsync, rename.
 """
@@ -23,11 +23,14 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from lqvae.config import ClassifierConfig, LQVAEConfig
+from lqvae.config import ClassifierConfig, DefenseGANConfig, LQVAEConfig
+from lqvae.defensegan import DefenseGAN
 from lqvae.models import LQVAE, Classifier
 
 FORMAT = "lqvae-studio/1"
-KINDS = ("lqvae", "classifier")
+KINDS = ("lqvae", "classifier", "defensegan")
+PURIFIER_KINDS = ("lqvae", "defensegan")
+TRAINING_ONLY = {"lqvae": "h.", "defensegan": "critic."}  # tensors a shipped checkpoint leaves out
 MAX_CHECKPOINT_BYTES = 1024 * 1024 * 1024  # 1 GiB: far above any model here, far below a memory bomb
 MAX_HEADER_BYTES = 16 * 1024 * 1024
 
@@ -66,10 +69,11 @@ def atomic_write(path: Path, write) -> None:
 
 
 def shipped_state(model: nn.Module, kind: str) -> dict[str, torch.Tensor]:
-    """The tensors that make up a shipped checkpoint (an LQ-VAE ships f and g, not h)."""
+    """The tensors that make up a shipped checkpoint (an LQ-VAE ships f and g, not h; Defense-GAN G only)."""
     state = model.state_dict()
-    if kind == "lqvae":
-        state = {k: v for k, v in state.items() if not k.startswith("h.")}
+    prefix = TRAINING_ONLY.get(kind)
+    if prefix:
+        state = {k: v for k, v in state.items() if not k.startswith(prefix)}
     return state
 
 
@@ -138,12 +142,17 @@ def build_model(kind: str, config: dict[str, Any], *, with_h: bool = False) -> n
         return LQVAE(LQVAEConfig.from_dict(config), with_h=with_h)
     if kind == "classifier":
         return Classifier(ClassifierConfig.from_dict(config))
+    if kind == "defensegan":
+        return DefenseGAN(DefenseGANConfig.from_dict(config), with_critic=with_h)
     raise CheckpointError(f"unknown checkpoint kind {kind!r}; expected one of {KINDS}")
 
 
 def load_checkpoint(path: str | os.PathLike, *, kind: str | None = None, device: torch.device | str = "cpu",
                     with_h: bool = False) -> Checkpoint:
-    """Load, verify and return a model in eval mode (float32) from a safetensors checkpoint."""
+    """Load, verify and return a model in eval mode (float32) from a safetensors checkpoint.
+
+    ``with_h`` also builds the training-only part (h of an LQ-VAE, the critic of a Defense-GAN),
+    loaded when the file has it (a training state does), else h starts as a copy of g."""
     path = Path(path)
     meta = read_metadata(path)
     if kind is not None and meta["kind"] != kind:
@@ -156,7 +165,8 @@ def load_checkpoint(path: str | os.PathLike, *, kind: str | None = None, device:
     try:
         with safe_open(str(path), framework="pt") as fh:
             names = set(fh.keys())
-            names_wo_h = {n for n in names if not n.startswith("h.")}
+            prefix = TRAINING_ONLY.get(meta["kind"], "\0")
+            names_wo_h = {n for n in names if not n.startswith(prefix)}
             missing, unexpected = set(expected) - names_wo_h, names_wo_h - set(expected)
             if missing or unexpected:
                 raise CheckpointError(f"{path}: tensors do not match the {meta['kind']} architecture in its config "
@@ -171,9 +181,9 @@ def load_checkpoint(path: str | os.PathLike, *, kind: str | None = None, device:
                 state[name] = t.float() if t.is_floating_point() else t
     except SafetensorError as exc:
         raise CheckpointError(f"{path}: damaged tensor data ({exc})") from None
-    has_h = any(n.startswith("h.") for n in names)
+    has_h = any(n.startswith(prefix) for n in names)
     model.load_state_dict(state, strict=not (with_h and not has_h))
-    if with_h and not has_h and getattr(model, "h", None) is not None:
+    if with_h and not has_h and isinstance(model, LQVAE) and model.h is not None:
         model.h.load_state_dict(model.g.state_dict())  # type: ignore[union-attr]
     model.to(device).eval()
     return Checkpoint(model, meta["kind"], model.cfg, meta, path)  # type: ignore[attr-defined]

@@ -15,6 +15,7 @@ ETA_MEDIAN = 0.67449  # eq. 2: P(|z| <= eta) = 0.5 for z ~ N(0, 1)
 Arch = Literal["table8", "table9"]
 ReconLoss = Literal["sse", "bce"]
 PenaltyTarget = Literal["sum", "random_projection"]
+QuantizerKind = Literal["binary", "none"]
 
 
 def _from_dict(cls: type, data: dict[str, Any]):
@@ -62,10 +63,13 @@ class LQVAEConfig:
     noise_scale: float = 1.0  # z = mu + noise_scale * sigma * eps
     mu_init_std: float | None = None  # None = PyTorch default init of the mu head
     input_noise: float = 0.0  # uniform +-input_noise on half of each batch, clean targets (robust variant)
+    quantizer: QuantizerKind = "binary"  # "none": the VAE ablation of issue 6 (g decodes the continuous z)
     lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.99)
 
     def __post_init__(self) -> None:
+        if self.quantizer not in ("binary", "none"):
+            raise ValueError(f"expected quantizer 'binary' or 'none', got {self.quantizer!r}")
         if len(self.image_shape) != 3:
             raise ValueError(f"expected image_shape (C, H, W), got {self.image_shape}")
         if self.arch == "table8" and tuple(self.image_shape[1:]) != (28, 28):
@@ -120,4 +124,46 @@ class ClassifierConfig:
         return _from_dict(cls, data)
 
 
-__all__ = ["ETA_MEDIAN", "LQVAEConfig", "ClassifierConfig"]
+@dataclass(frozen=True)
+class DefenseGANConfig:
+    """Defense-GAN (Samangouei et al. 2018): a WGAN-GP generator and its latent search at inference.
+
+    Architecture: the authors' MNIST generator (latent 128 -> linear 4x4x256 -> three 5x5 transposed
+    convolutions, the first cropped 8x8 -> 7x7, sigmoid) and the WGAN-GP critic of Gulrajani et al.
+    The critic is half the authors' width (``critic_dim``, training only). Search defaults are the authors' L = 200 steps and R = 10 restarts; ``search_lr`` and
+    ``search_momentum`` follow their code (gradient descent with momentum on the per-image mean
+    squared error). Training: Adam 1e-4, betas (0.5, 0.9), 5 critic steps per generator step, lambda 10.
+    """
+
+    image_shape: tuple[int, int, int] = (1, 28, 28)
+    latent_dim: int = 128
+    dim: int = 64
+    critic_dim: int = 32  # the authors' critic has 64; halved to fit WGAN-GP training on a 2-core CPU
+    search_steps: int = 200  # L
+    restarts: int = 10  # R
+    search_lr: float = 10.0
+    search_momentum: float = 0.7
+    critic_iters: int = 5
+    gp_weight: float = 10.0
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.5, 0.9)
+
+    def __post_init__(self) -> None:
+        if tuple(self.image_shape[1:]) != (28, 28):
+            raise ValueError(f"the Defense-GAN generator makes 28x28 images, got {self.image_shape}")
+        if self.search_steps < 1 or self.restarts < 1:
+            raise ValueError(f"expected search_steps >= 1 and restarts >= 1, got {self.search_steps}, {self.restarts}")
+        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "DefenseGANConfig":
+        data = dict(data)
+        if "betas" in data:
+            data["betas"] = tuple(data["betas"])
+        return _from_dict(cls, data)
+
+
+__all__ = ["ETA_MEDIAN", "LQVAEConfig", "ClassifierConfig", "DefenseGANConfig"]

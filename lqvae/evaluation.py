@@ -33,6 +33,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+import dataclasses
+
 from lqvae.attacks import (ATTACKS, EOT_CHECK_SAMPLES, PRESET_NAMES, THREATS, AttackResult, AttackSpec,
                            attack_params, run_attack)
 from lqvae.checkpoint import CheckpointError, atomic_write, load_checkpoint
@@ -44,8 +46,11 @@ from lqvae.theory import flip_probability, prob_k_flips
 
 FLIP_SHARE = 0.06  # paper Figure 3: share of images with fewer than 6 % of the bits flipped
 LIPSCHITZ_IMAGES = 64  # clean images used to measure the encoder's gradient norm
-BASELINE_PURIFIERS = {"defensegan": "defensegan"}  # table column -> purifier checkpoint name
+BASELINE_PURIFIERS = {"vae": "vae", "defensegan": "defensegan"}  # table column -> purifier checkpoint name
 BASELINE_CLASSIFIERS = {"madry": "{}_madry", "adv_tr": "{}_advtr"}  # column -> classifier name pattern
+# --defense names that swap the classifier instead of purifying (classifier A -> A_madry, ...)
+CLASSIFIER_DEFENSES = {"madry": "{}_madry", "advtr": "{}_advtr"}
+DEFENSEGAN_N = 100  # default images per Defense-GAN cell: its search (L = 200, R = 10) is ~1,000x an LQ-VAE
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -128,7 +133,7 @@ def _norm_stats(values: np.ndarray) -> tuple[float | None, float | None]:
 
 def score(result: AttackResult, images: Tensor, labels: Tensor, *, classifier: nn.Module,
           purifier: nn.Module | None = None, stochastic: bool = False, lipschitz: float | None = None,
-          clean_pred: Tensor | None = None) -> dict[str, Any]:
+          clean_pred: Tensor | None = None, clean_defended_pred: Tensor | None = None) -> dict[str, Any]:
     """Accuracies, failures, norms and bit statistics of one attack result against one defense.
 
     Args:
@@ -139,6 +144,7 @@ def score(result: AttackResult, images: Tensor, labels: Tensor, *, classifier: n
         stochastic: also score the stochastic purification (mean over fresh draws).
         lipschitz: the measured encoder gradient norm for Theorem 1's L2 reading (None = skip it).
         clean_pred: the classifier's clean predictions if already known.
+        clean_defended_pred: its predictions on purified clean images if already known.
     """
     adv = torch.from_numpy(result.adversarial)
     ok = ~result.failed
@@ -155,11 +161,13 @@ def score(result: AttackResult, images: Tensor, labels: Tensor, *, classifier: n
     if purifier is None:
         out["attacked_accuracy"] = out["attacked_accuracy_undefended"]
         return out
-    out["clean_accuracy_defended"] = accuracy(predictions(classifier, images, purifier), labels)
+    if clean_defended_pred is None:
+        clean_defended_pred = predictions(classifier, images, purifier)
+    out["clean_accuracy_defended"] = accuracy(clean_defended_pred, labels)
     out["attacked_accuracy"] = accuracy(predictions(classifier, adv, purifier), labels)
     if stochastic and isinstance(purifier, LQVAE):
         out["attacked_accuracy_stochastic"] = accuracy(stochastic_predictions(classifier, adv, purifier), labels)
-    if isinstance(purifier, LQVAE):
+    if isinstance(purifier, LQVAE) and purifier.quantized:  # bit flips: only a binary code has bits
         sel = torch.from_numpy(ok)
         mu, mu_adv = latent_means(purifier, images[sel]), latent_means(purifier, adv[sel])
         eta = purifier.cfg.eta
@@ -172,6 +180,13 @@ def score(result: AttackResult, images: Tensor, labels: Tensor, *, classifier: n
             out["theorem1"]["observed"] = {"mean_flips": out["bits"]["mean_flips"],
                                            "share_below_6pct": out["bits"]["share_below_6pct"]}
     return out
+
+
+def subset_result(result: AttackResult, k: int) -> AttackResult:
+    """The first ``k`` images of an attack result (a cell scored on fewer images than were attacked)."""
+    return dataclasses.replace(result, adversarial=result.adversarial[:k], success=result.success[:k],
+                               failed=result.failed[:k], linf=result.linf[:k], l2=result.l2[:k],
+                               messages=result.messages[:k])
 
 
 def measured_lipschitz(purifier: nn.Module | None, images: Tensor) -> float | None:
@@ -303,14 +318,25 @@ def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
     """``run``: one attack, threat model and defense on the first n test images; one line + JSON."""
     device = resolve_device(args.device)
     spec = spec_from_args(args)
-    if spec.threat in ("bpda", "bpda_eot") and args.defense == "none":
+    classifier_name, defense = args.classifier, args.defense
+    if defense in CLASSIFIER_DEFENSES:  # a classifier-side defense: attack and score the hardened classifier
+        if spec.threat in ("bpda", "bpda_eot"):
+            raise SystemExit(f"--defense {defense} is an adversarially trained classifier, not a purifier: attack it "
+                             "with --threat whitebox (that is already the fully adaptive attack)")
+        classifier_name, defense = CLASSIFIER_DEFENSES[defense].format(args.classifier), "none"
+    if spec.threat in ("bpda", "bpda_eot") and defense == "none":
         raise SystemExit(f"--threat {spec.threat} attacks a defense end to end; pass --defense lqvae "
                          "(or use --threat whitebox for the classifier alone)")
     if spec.threat == "blackbox" and not args.substitute:
         raise SystemExit("--threat blackbox needs --substitute A|B|C (the classifier the attack sees)")
     images, labels = load_images(args.dataset, args.n, data_dir=args.data_dir, samples=args.samples)
-    classifier = load_classifier(args.dataset, args.classifier, device=device, root=args.checkpoints)
-    purifier = load_defense(args.dataset, args.defense, device=device, root=args.checkpoints)
+    classifier = load_classifier(args.dataset, classifier_name, device=device, root=args.checkpoints)
+    purifier = load_defense(args.dataset, defense, device=device, root=args.checkpoints)
+    if args.defensegan_steps is not None or args.defensegan_restarts is not None:
+        if not hasattr(purifier, "restarts"):
+            raise SystemExit("--defensegan-steps/--defensegan-restarts apply to --defense defensegan only")
+        purifier.search_steps = args.defensegan_steps or purifier.search_steps  # type: ignore[union-attr]
+        purifier.restarts = args.defensegan_restarts or purifier.restarts  # type: ignore[union-attr]
     substitute = (load_classifier(args.dataset, args.substitute, device=device, root=args.checkpoints)
                   if spec.threat == "blackbox" else None)
     bar = None if args.quiet else _Bar(f"{args.attack}/{args.threat}")
@@ -320,10 +346,12 @@ def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         if bar is not None:
             bar.close()
-    out = {"dataset": args.dataset, "classifier": args.classifier,
+    out = {"dataset": args.dataset, "classifier": classifier_name,
            "substitute": args.substitute if spec.threat == "blackbox" else None, "defense": args.defense, **res}
+    if hasattr(purifier, "restarts"):
+        out["defensegan_search"] = {"steps": purifier.search_steps, "restarts": purifier.restarts}  # type: ignore[union-attr]
     bits = out.get("bits") or {}
-    print(f"{args.dataset} {args.classifier}+{args.defense} {args.attack}/{args.threat} ({args.preset}) n={out['n']}: "
+    print(f"{args.dataset} {classifier_name}+{args.defense} {args.attack}/{args.threat} ({args.preset}) n={out['n']}: "
           f"clean {_fmt(out['clean_accuracy'])}% -> attacked {_fmt(out['attacked_accuracy'])}% "
           f"(undefended {_fmt(out['attacked_accuracy_undefended'])}%), failures {out['attack_failures']}, "
           f"mean Linf {_fmt(out['mean_linf'], 3)} L2 {_fmt(out['mean_l2'], 3)}"
@@ -337,8 +365,9 @@ def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- `table`
 COLUMNS = {"no_attack": "No Attack", "no_defense": "No Defense", "lqvae": "LQ-VAE", "defensegan": "Defense-GAN",
-           "madry": "Madry", "adv_tr": "Adv Tr"}
+           "madry": "Madry", "adv_tr": "Adv Tr", "vae": "VAE (ablation, ours)"}
 T7_COLUMNS = {"lqvae": "LQ-VAE (FGSM, BPDA dH~)", "defensegan": "Defense-GAN (FGSM, BPDA)",
+              "vae": "VAE ablation (FGSM, exact gradient)", "vae_pgd": "VAE ablation (PGD, exact gradient)",
               "lqvae_wb": "LQ-VAE (FGSM on classifier only)", "lqvae_st": "LQ-VAE (FGSM, BPDA straight-through)",
               "lqvae_pgd": "LQ-VAE (PGD, BPDA dH~)", "lqvae_eot": "LQ-VAE (PGD, BPDA+EOT)"}
 _WB_ROWS = [(a, c) for a in ("fgsm", "deepfool", "cw") for c in "ABC"]
@@ -393,6 +422,7 @@ class Cell:
     classifier: str  # classifier scored
     defense: str | None  # purifier name, None = raw classifier
     clean: bool = False  # the "No Attack" column: clean accuracy of the classifier
+    limit: int | None = None  # score on the first ``limit`` attacked images only (Defense-GAN's cost)
 
 
 @dataclass
@@ -410,21 +440,33 @@ class Job:
 
 def table_jobs(table: int, dataset: str, *, classifier: str = "A", n: int, n_fast: int, preset: str,
                seed: int = 0, eot_samples: int = 8, restarts: int = 1,
-               n_override: dict[str, int] | None = None) -> list[Job]:
+               n_override: dict[str, int] | None = None, n_baseline: int | None = None,
+               n_defensegan: int = DEFENSEGAN_N) -> list[Job]:
     """The attack runs a paper table needs on ``dataset`` (baseline cells included; skipped later if missing).
 
     ``n_override`` maps ``"attack/threat"``, a threat or an attack name to the number of images for
     those runs (most specific first), e.g. ``{"cw": 300, "pgd/bpda": 1000, "bpda_eot": 200}``.
+
+    Baselines run as jobs of their own, so adding one never invalidates the cached LQ-VAE runs:
+    ``n_baseline`` caps their images for the slow attacks (DeepFool, C&W), and Defense-GAN cells score
+    only the first ``n_defensegan`` attacked images.
     """
     fast = ("fgsm", "bim", "pgd")
     n_override = n_override or {}
 
-    def mk(key: str, attack: str, threat: str, attacked: str, defense: str | None = None, **kw: Any) -> Job:
+    def mk(key: str, attack: str, threat: str, attacked: str, defense: str | None = None, *,
+           baseline: bool = False, **kw: Any) -> Job:
         spec = AttackSpec(attack=attack, threat=threat, preset=preset, seed=seed, **kw)
         quick = attack in fast and threat != "bpda_eot"
         size = next((n_override[k] for k in (f"{attack}/{threat}", threat, attack) if k in n_override),
                     n_fast if quick else n)
+        if baseline and n_baseline and not quick:
+            size = min(size, n_baseline)
         return Job(key, dataset, spec, attacked, defense, n=size)
+
+    def purifier_cells(row: str, clf: str) -> list[Cell]:
+        return [Cell(row, col, clf, name, limit=n_defensegan if name == "defensegan" else None)
+                for col, name in BASELINE_PURIFIERS.items()]
 
     jobs: list[Job] = []
     if table in (1, 2):
@@ -433,26 +475,29 @@ def table_jobs(table: int, dataset: str, *, classifier: str = "A", n: int, n_fas
             job = mk(f"{dataset}/wb/{attack}/{clf}", attack, "whitebox", clf)
             job.cells = [Cell(row, "no_attack", clf, None, clean=True), Cell(row, "no_defense", clf, None),
                          Cell(row, "lqvae", clf, "lqvae")]
-            job.cells += [Cell(row, col, clf, name) for col, name in BASELINE_PURIFIERS.items()]
             jobs.append(job)
+            pur = mk(f"{dataset}/wb/{attack}/{clf}/baseline-purifiers", attack, "whitebox", clf, baseline=True)
+            pur.cells = purifier_cells(row, clf)
+            jobs.append(pur)
             for col, pattern in BASELINE_CLASSIFIERS.items():
                 name = pattern.format(clf)
-                base = mk(f"{dataset}/wb/{attack}/{name}", attack, "whitebox", name)
+                base = mk(f"{dataset}/wb/{attack}/{name}", attack, "whitebox", name, baseline=True)
                 base.cells = [Cell(row, col, name, None)]
                 jobs.append(base)
     elif table in (4, 5):
         attack = "fgsm" if table == 4 else "deepfool"
         for sub in "ABC":
             job = mk(f"{dataset}/bb/{attack}/{sub}", attack, "blackbox", sub)
+            base = mk(f"{dataset}/bb/{attack}/{sub}/baselines", attack, "blackbox", sub, baseline=True)
             for clf, s in _BB_ROWS:
                 if s != sub:
                     continue
                 row = f"{clf}/{sub}"
                 job.cells += [Cell(row, "no_attack", clf, None, clean=True), Cell(row, "no_defense", clf, None),
                               Cell(row, "lqvae", clf, "lqvae")]
-                job.cells += [Cell(row, col, clf, name) for col, name in BASELINE_PURIFIERS.items()]
-                job.cells += [Cell(row, col, pattern.format(clf), None) for col, pattern in BASELINE_CLASSIFIERS.items()]
-            jobs.append(job)
+                base.cells += purifier_cells(row, clf)
+                base.cells += [Cell(row, col, pattern.format(clf), None) for col, pattern in BASELINE_CLASSIFIERS.items()]
+            jobs += [job, base]
     elif table == 7:
         row, c = dataset, classifier
         specs = [("lqvae", "fgsm", "bpda", "lqvae", {}), ("defensegan", "fgsm", "bpda", "defensegan", {}),
@@ -460,8 +505,11 @@ def table_jobs(table: int, dataset: str, *, classifier: str = "A", n: int, n_fas
                  ("lqvae_st", "fgsm", "bpda", "lqvae", {"bpda_backward": "straight_through"}),
                  ("lqvae_pgd", "pgd", "bpda", "lqvae", {}),
                  ("lqvae_eot", "pgd", "bpda_eot", "lqvae", {"eot_samples": eot_samples, "restarts": restarts})]
+        specs += [("vae", "fgsm", "bpda", "vae", {}), ("vae_pgd", "pgd", "bpda", "vae", {})]
         for col, attack, threat, defense, kw in specs:
             job = mk(f"{dataset}/t7/{col}/{c}", attack, threat, c, defense, **kw)
+            if defense == "defensegan":  # the search runs inside every forward pass: attack only n_defensegan
+                job.n = min(job.n, n_defensegan)
             job.cells = [Cell(row, col, c, defense or "lqvae")]
             jobs.append(job)
     else:
@@ -476,6 +524,7 @@ class _Models:
         self.inv = inventory(dataset, root)
         self.dataset, self.device, self.root = dataset, device, root
         self._cache: dict[tuple[str, str], nn.Module] = {}
+        self.clean_defended: dict[tuple[str, str, int], Tensor] = {}  # (classifier, purifier, n) -> predictions
 
     def has(self, name: str | None, kind: str) -> bool:
         return name is None or name in (self.inv.classifiers if kind == "classifier" else self.inv.purifiers)
@@ -525,17 +574,25 @@ def run_job(job: Job, models: _Models, images: Tensor, labels: Tensor, *, batch_
         result = run_attack(spec, images, labels, classifier=attacked, purifier=defense,  # type: ignore[arg-type]
                             progress=progress, batch_size=batch_size or default_batch_size(spec))
     cells: dict[str, Any] = {}
-    clean_cache: dict[str, Tensor] = {}
+    clean_cache: dict[tuple[str, int], Tensor] = {}
     for cell in job.cells:
         if not (models.has(cell.classifier, "classifier") and models.has(cell.defense, "purifier")):
             continue
         clf = models.get(cell.classifier, "classifier")
         pur = models.get(cell.defense, "purifier")
-        if cell.classifier not in clean_cache:
-            clean_cache[cell.classifier] = predictions(clf, images)  # type: ignore[arg-type]
-        s = score(result, images, labels, classifier=clf, purifier=pur,  # type: ignore[arg-type]
-                  stochastic=spec.threat == "bpda_eot", lipschitz=measured_lipschitz(pur, images),
-                  clean_pred=clean_cache[cell.classifier])
+        k = min(cell.limit or len(labels), len(labels))
+        x, y, res = images[:k], labels[:k], (result if k == len(labels) else subset_result(result, k))
+        if (cell.classifier, k) not in clean_cache:
+            clean_cache[(cell.classifier, k)] = predictions(clf, x)  # type: ignore[arg-type]
+        defended = None
+        if pur is not None and not cell.clean:
+            key = (cell.classifier, cell.defense or "", k)
+            if key not in models.clean_defended:
+                models.clean_defended[key] = predictions(clf, x, pur)  # type: ignore[arg-type]
+            defended = models.clean_defended[key]
+        s = score(res, x, y, classifier=clf, purifier=pur,  # type: ignore[arg-type]
+                  stochastic=spec.threat == "bpda_eot", lipschitz=measured_lipschitz(pur, x),
+                  clean_pred=clean_cache[(cell.classifier, k)], clean_defended_pred=defended)
         s["value"] = s["clean_accuracy"] if cell.clean else s["attacked_accuracy"]
         cells[f"{cell.row}|{cell.column}"] = s
     return {"key": job.key, "n": len(labels), "params": result.params, "attacked": job.attacked,
@@ -586,7 +643,8 @@ def cmd_table(args: argparse.Namespace) -> dict[str, Any]:
     for ds in datasets:
         models = _Models(ds, device, args.checkpoints)
         jobs = table_jobs(table, ds, classifier=args.classifier, n=args.n, n_fast=args.n_fast or args.n,
-                          n_override=n_override, preset=args.preset, seed=args.seed, eot_samples=args.eot_samples, restarts=args.restarts)
+                          n_override=n_override, preset=args.preset, seed=args.seed, eot_samples=args.eot_samples,
+                          restarts=args.restarts, n_baseline=args.n_baseline, n_defensegan=args.n_defensegan)
         all_jobs += [(j, models) for j in jobs if _job_runnable(j, models)]
     from tqdm import tqdm
 
@@ -721,7 +779,11 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--dataset", choices=DATASETS, default="mnist")
     r.add_argument("--classifier", default="A", help="classifier checkpoint name (A, B, C, A_madry, ...)")
     r.add_argument("--substitute", default=None, help="substitute classifier for --threat blackbox")
-    r.add_argument("--defense", default="lqvae", help="'none' or a purifier checkpoint name (lqvae, lqvae_robust, ...)")
+    r.add_argument("--defense", default="lqvae",
+                   help="none | lqvae | lqvae_robust | vae | defensegan (purifiers: checkpoint names) | madry | advtr "
+                        "(adversarially trained classifiers: --classifier A becomes A_madry / A_advtr)")
+    r.add_argument("--defensegan-steps", type=int, default=None, help="Defense-GAN search steps L (default 200)")
+    r.add_argument("--defensegan-restarts", type=int, default=None, help="Defense-GAN restarts R (default 10)")
     r.add_argument("--attack", choices=ATTACKS, default="fgsm")
     r.add_argument("--threat", choices=THREATS, default="whitebox")
     r.add_argument("--preset", choices=PRESET_NAMES, default="paper")
@@ -745,6 +807,10 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--n-override", action="append", default=[], metavar="KEY=N",
                    help="images for the runs of one attack, threat or attack/threat, e.g. cw=300, pgd/bpda=1000 "
                         "(repeatable; most specific wins)")
+    t.add_argument("--n-baseline", type=int, default=None,
+                   help="cap on the images of the baseline runs (VAE, Defense-GAN, Madry, Adv Tr) for DeepFool and C&W")
+    t.add_argument("--n-defensegan", type=int, default=DEFENSEGAN_N,
+                   help=f"images per Defense-GAN cell (default {DEFENSEGAN_N}; its search costs ~1 s an image)")
     t.add_argument("--preset", choices=PRESET_NAMES, default="paper")
     t.add_argument("--out", default="docs/results/")
     t.add_argument("--fresh", action="store_true", help="ignore the cache of finished runs")

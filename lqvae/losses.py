@@ -93,8 +93,12 @@ def algorithm1_losses(model: LQVAE, x: Tensor, *, step: int = 0, x_in: Tensor | 
         penalty = norms = torch.zeros((), device=x.device)
     sigma = torch.exp(0.5 * logvar)
     z = mu + cfg.noise_scale * sigma * torch.randn_like(mu)  # line 5, reparameterised
-    x1 = model.h(soft_quantize(z, cfg.eta, cfg.c))  # line 6
-    x2 = model.g(hard_quantize(z.detach(), cfg.eta))  # line 7: H has no gradient; g only
+    if cfg.quantizer == "binary":
+        x1 = model.h(soft_quantize(z, cfg.eta, cfg.c))  # line 6
+        x2 = model.g(hard_quantize(z.detach(), cfg.eta))  # line 7: H has no gradient; g only
+    else:  # VAE ablation: the same two decoders and losses, fed the continuous z
+        x1 = model.h(z)
+        x2 = model.g(z.detach())
     L_h = reconstruction(x, x1, cfg.recon)
     L_g = reconstruction(x, x2, cfg.recon)
     kl = kl_per_dim(mu, logvar)  # (B, M)

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from lqvae.config import ClassifierConfig, LQVAEConfig
-from lqvae.quantize import BinaryQuantizer, GradMode, hard_quantize
+from lqvae.quantize import BinaryQuantizer, GradMode, IdentityQuantizer, hard_quantize
 
 
 def _lrelu() -> nn.LeakyReLU:
@@ -105,7 +105,13 @@ class LQVAE(nn.Module):
         if with_h:
             self.h = Decoder(cfg)
             self.h.load_state_dict(self.g.state_dict())  # Algorithm 1, line 1: h is a copy of g
-        self.quantizer = BinaryQuantizer(eta=cfg.eta, c=cfg.c)
+        self.quantizer: BinaryQuantizer | IdentityQuantizer = (
+            BinaryQuantizer(eta=cfg.eta, c=cfg.c) if cfg.quantizer == "binary" else IdentityQuantizer())
+
+    @property
+    def quantized(self) -> bool:
+        """False for the VAE ablation (``quantizer="none"``): its "bits" are the continuous code."""
+        return self.cfg.quantizer == "binary"
 
     def set_grad_mode(self, mode: GradMode) -> None:
         self.quantizer.grad_mode = mode
@@ -116,7 +122,7 @@ class LQVAE(nn.Module):
 
     def encode_bits(self, x: Tensor) -> Tensor:
         mu, _ = self.encoder(x)
-        return hard_quantize(mu, self.cfg.eta)
+        return hard_quantize(mu, self.cfg.eta) if self.quantized else mu.detach()
 
     def purify(self, x: Tensor, *, mode: str = "deterministic", n_samples: int = 8,
                generator: torch.Generator | None = None) -> Purification:

@@ -104,3 +104,34 @@ class BinaryQuantizer(nn.Module):
 
     def extra_repr(self) -> str:
         return f"eta={self.eta}, c={self.c}, grad_mode={self._grad_mode!r}"
+
+
+class IdentityQuantizer(nn.Module):
+    """No quantization (the VAE ablation): the code is the continuous z itself.
+
+    ``grad_mode`` keeps the interface of ``BinaryQuantizer``: ``"none"`` detaches (grey-box, as for
+    the LQ-VAE), any other mode passes the exact gradient, so "BPDA" on the VAE is a white-box attack.
+    """
+
+    def __init__(self, grad_mode: GradMode = "none") -> None:
+        super().__init__()
+        self.grad_mode = grad_mode
+
+    @property
+    def grad_mode(self) -> GradMode:
+        return self._grad_mode
+
+    @grad_mode.setter
+    def grad_mode(self, mode: GradMode) -> None:
+        if mode not in GRAD_MODES:
+            raise ValueError(f"expected grad_mode in {GRAD_MODES}, got {mode!r}")
+        self._grad_mode = mode
+
+    def forward(self, z: Tensor) -> Tensor:
+        return z.detach() if self._grad_mode == "none" else z
+
+    def soft(self, z: Tensor) -> Tensor:
+        return z
+
+    def extra_repr(self) -> str:
+        return f"grad_mode={self._grad_mode!r}"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from lqvae.checkpoint import Checkpoint, CheckpointError, load_checkpoint, read_metadata
+from lqvae.checkpoint import PURIFIER_KINDS, Checkpoint, CheckpointError, load_checkpoint, read_metadata
 
 CHECKPOINT_ROOT = Path(__file__).resolve().parent.parent / "checkpoints"
 
@@ -55,7 +55,11 @@ def inventory(dataset: str, root: str | os.PathLike | None = None) -> Inventory:
 
 def load_named(dataset: str, name: str, *, kind: str, device: torch.device | str = "cpu",
                root: str | os.PathLike | None = None) -> Checkpoint:
-    """Load ``classifier_<name>`` (kind='classifier') or purifier ``<name>`` (kind='lqvae') of a dataset."""
+    """Load ``classifier_<name>`` (kind='classifier') or purifier ``<name>`` of a dataset; kind='lqvae' or
+    'defensegan' insists on that kind, kind='purifier' takes either."""
     stem = f"classifier_{name}" if kind == "classifier" else name
     path = Path(root or checkpoint_root()) / dataset / f"{stem}.safetensors"
-    return load_checkpoint(path, kind=kind, device=device)
+    ckpt = load_checkpoint(path, kind=None if kind == "purifier" else kind, device=device)
+    if kind == "purifier" and ckpt.kind not in PURIFIER_KINDS:
+        raise CheckpointError(f"{path}: is a {ckpt.kind!r} checkpoint, expected a purifier ({', '.join(PURIFIER_KINDS)})")
+    return ckpt

@@ -1,4 +1,8 @@
-"""Training CLI: ``python -m lqvae.train lqvae ...`` and ``python -m lqvae.train classifier --arch A ...``.
+"""Training CLI: ``python -m lqvae.train lqvae|classifier|defensegan ...``.
+
+``lqvae --quantizer none`` trains the VAE ablation; ``classifier --adv madry|advtr --init CKPT``
+fine-tunes a classifier adversarially (the Madry and Adv Tr baselines); ``defensegan`` trains the
+WGAN-GP generator of the Defense-GAN baseline.
 
 Each epoch prints one JSON line of metrics (also appended to ``<out>/<name>.log.jsonl``) and writes
 the shipped checkpoint ``<out>/<name>.safetensors`` plus ``<out>/<name>.train-state.safetensors``
@@ -24,7 +28,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from lqvae.checkpoint import load_checkpoint, load_train_state, save_checkpoint, save_train_state
-from lqvae.config import ClassifierConfig, LQVAEConfig
+from lqvae.config import ClassifierConfig, DefenseGANConfig, LQVAEConfig
 from lqvae.data import DATASETS, load_split
 from lqvae.device import DEVICE_CHOICES, resolve_device
 from lqvae.diagnostics import lqvae_report, predict
@@ -147,15 +151,59 @@ def lqvae_job(args: argparse.Namespace, test: tuple[torch.Tensor, torch.Tensor],
             report["purified_accuracy"] = float((pur == y_test).float().mean() * 100)
         return report
 
-    return Job("lqvae", model, opt, step, evaluate, "lqvae", cfg.lr)
+    return Job("lqvae" if cfg.quantizer == "binary" else "vae", model, opt, step, evaluate, "lqvae", cfg.lr)
+
+
+ADV_MODES = ("none", "madry", "advtr")
+
+
+def pgd_linf(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int,
+             step_size: float, random_start: bool = True) -> torch.Tensor:
+    """L-inf PGD on the cross-entropy (Madry et al.), inside [0, 1]; ``steps=1`` without a random
+    start and ``step_size=eps`` is FGSM. The model's train/eval mode is the caller's."""
+    x = x.detach()
+    adv = (x + torch.empty_like(x).uniform_(-eps, eps)).clamp(0, 1) if random_start else x.clone()
+    for _ in range(steps):
+        adv.requires_grad_(True)
+        (grad,) = torch.autograd.grad(F.cross_entropy(model(adv), y), adv)
+        adv = torch.min(torch.max(adv.detach() + step_size * grad.sign(), x - eps), x + eps).clamp(0, 1)
+    return adv.detach()
+
+
+def adversarial_batch(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, args: argparse.Namespace,
+                      global_step: int) -> torch.Tensor:
+    """The training inputs of ``--adv``: Madry = PGD examples only; advtr = half clean, half FGSM.
+
+    The attack's epsilon ramps linearly from 0 to ``--adv-eps`` over ``--eps-warmup-steps`` (large-eps
+    PGD training from a clean model can otherwise stall at chance). Attacks see the model in eval mode.
+    """
+    eps = args.adv_eps * min(1.0, (global_step + 1) / args.eps_warmup_steps) if args.eps_warmup_steps > 0 \
+        else args.adv_eps
+    model.eval()
+    if args.adv == "madry":
+        out = pgd_linf(model, x, y, eps=eps, steps=args.pgd_steps, step_size=args.pgd_step_size * eps / args.adv_eps)
+    else:
+        half = x.shape[0] // 2
+        out = torch.cat([x[:half], pgd_linf(model, x[half:], y[half:], eps=eps, steps=1, step_size=eps,
+                                            random_start=False)])
+    model.train()
+    return out
 
 
 def classifier_job(args: argparse.Namespace, test: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> Job:
     cfg = ClassifierConfig(arch=args.arch)
     model = Classifier(cfg)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    if args.init:
+        init = load_checkpoint(args.init, kind="classifier")
+        if init.model.cfg.arch != args.arch:
+            raise SystemExit(f"--init {args.init} is classifier {init.model.cfg.arch}, not {args.arch}")
+        model.load_state_dict(init.model.state_dict())
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr or cfg.lr)
+    adv = getattr(args, "adv", "none")
 
-    def step(x: torch.Tensor, y: torch.Tensor, _s: int) -> dict[str, float]:
+    def step(x: torch.Tensor, y: torch.Tensor, global_step: int) -> dict[str, float]:
+        if adv != "none":
+            x = adversarial_batch(model, x, y, args, global_step)
         logits = model(x)
         loss = F.cross_entropy(logits, y)
         opt.zero_grad(set_to_none=True)
@@ -165,9 +213,61 @@ def classifier_job(args: argparse.Namespace, test: tuple[torch.Tensor, torch.Ten
 
     def evaluate() -> dict[str, Any]:
         x_test, y_test = test
-        return {"test_accuracy": float((predict(model, x_test) == y_test).float().mean() * 100)}
+        out = {"test_accuracy": float((predict(model, x_test) == y_test).float().mean() * 100)}
+        if adv != "none":  # PGD-20 at the full epsilon on the first 1,000 test images
+            xs, ys = x_test[:1000].to(device), y_test[:1000].to(device)
+            robust = torch.cat([pgd_linf(model, xs[i:i + 250], ys[i:i + 250], eps=args.adv_eps, steps=20,
+                                         step_size=args.adv_eps / 8) for i in range(0, len(xs), 250)])
+            out["pgd20_accuracy_1000"] = float((predict(model, robust) == ys.cpu()).float().mean() * 100)
+        return out
 
-    return Job(f"classifier_{args.arch}", model, opt, step, evaluate, "classifier", cfg.lr)
+    name = f"classifier_{args.arch}" + ("" if adv == "none" else f"_{adv}")
+    return Job(name, model, opt, step, evaluate, "classifier", args.lr or cfg.lr)
+
+
+def defensegan_job(args: argparse.Namespace, test: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> Job:
+    """WGAN-GP (Gulrajani et al.): every batch trains the critic, every ``critic_iters``-th also G."""
+    from lqvae.defensegan import DefenseGAN, gradient_penalty
+
+    cfg = DefenseGANConfig()
+    model = DefenseGAN(cfg, with_critic=True)
+    critic, gen = model.critic, model.generator
+    assert critic is not None
+    opt = torch.optim.Adam([{"params": gen.parameters(), "name": "G"}, {"params": critic.parameters(), "name": "D"}],
+                           lr=cfg.lr, betas=cfg.betas)
+    classifier = load_checkpoint(args.eval_classifier, kind="classifier", device=device).model \
+        if args.eval_classifier else None
+
+    def step(x: torch.Tensor, _y: torch.Tensor, global_step: int) -> dict[str, float]:
+        z = torch.randn(x.shape[0], cfg.latent_dim, device=x.device)
+        with torch.no_grad():
+            fake = gen(z)
+        wdist = critic(x).mean() - critic(fake).mean()
+        gp = gradient_penalty(critic, x, fake)
+        opt.zero_grad(set_to_none=True)
+        (-wdist + cfg.gp_weight * gp).backward()
+        opt.step()  # G has no gradient here, so Adam leaves it alone
+        logs = {"wasserstein": float(wdist.detach()), "gp": float(gp.detach())}
+        if (global_step + 1) % cfg.critic_iters == 0:
+            opt.zero_grad(set_to_none=True)
+            g_loss = -critic(gen(torch.randn(x.shape[0], cfg.latent_dim, device=x.device))).mean()
+            g_loss.backward()
+            for p in critic.parameters():
+                p.grad = None  # the generator step moves G only
+            opt.step()
+        return logs
+
+    def evaluate() -> dict[str, Any]:
+        x_test, y_test = test[0][:200].to(device), test[1][:200]
+        model.search_steps, model.restarts = DefenseGAN.LIVE
+        res = model.search(x_test)
+        model.search_steps, model.restarts = cfg.search_steps, cfg.restarts
+        out = {"search_mse_live_200": float(res.error.mean())}
+        if classifier is not None:
+            out["purified_accuracy_live_200"] = float((predict(classifier, res.image) == y_test).float().mean() * 100)
+        return out
+
+    return Job("defensegan", model, opt, step, evaluate, "defensegan", cfg.lr)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -197,7 +297,17 @@ def parser() -> argparse.ArgumentParser:
                         help=f"config {f.name} (default {f.default})")
     lq.add_argument("--eval-classifier", default=None, help="classifier checkpoint for purified accuracy per epoch")
     cl = sub.add_parser("classifier", parents=[common], help="train classifier A, B or C")
+    dg = sub.add_parser("defensegan", parents=[common], help="train the Defense-GAN generator (WGAN-GP)")
+    dg.add_argument("--eval-classifier", default=None, help="classifier checkpoint for purified accuracy per epoch")
     cl.add_argument("--arch", choices=("A", "B", "C"), required=True)
+    cl.add_argument("--adv", choices=ADV_MODES, default="none",
+                    help="adversarial training: madry = L-inf PGD examples (Madry et al.), advtr = half clean, half FGSM")
+    cl.add_argument("--adv-eps", type=float, default=0.3, help="L-inf epsilon of the training attack")
+    cl.add_argument("--pgd-steps", type=int, default=7, help="PGD steps per batch for --adv madry")
+    cl.add_argument("--pgd-step-size", type=float, default=0.1, help="PGD step size at the full epsilon")
+    cl.add_argument("--eps-warmup-steps", type=int, default=0, help="ramp epsilon linearly from 0 over this many batches")
+    cl.add_argument("--init", default=None, help="start from this classifier checkpoint (fine-tuning)")
+    cl.add_argument("--lr", type=float, default=None, help="Adam learning rate (default the config's 1e-3)")
     return p
 
 
@@ -226,7 +336,8 @@ def _main(args: argparse.Namespace) -> dict:
     train = load_split(args.dataset, "train", args.data_dir).tensors(args.limit)
     test_limit = args.test_limit or (min(args.limit, 10_000) if args.limit else None)
     test = load_split(args.dataset, "test", args.data_dir).tensors(test_limit)
-    job = lqvae_job(args, test, device) if args.what == "lqvae" else classifier_job(args, test, device)
+    make = {"lqvae": lqvae_job, "classifier": classifier_job, "defensegan": defensegan_job}[args.what]
+    job = make(args, test, device)
     return run(job, args, train, device)
 
 
