@@ -108,6 +108,7 @@ class AttackPanel(QWidget):
         self.run.clicked.connect(lambda: state.request_run(False))
         self.cancel.clicked.connect(state.request_cancel)
         state.attackSettingsChanged.connect(self._sync)
+        state.defenseSettingsChanged.connect(lambda _d: self._sync(state.attack))  # the hint depends on it
         state.engineInfoChanged.connect(self._on_engine)
         state.modelSettingsChanged.connect(lambda _m: self._fill_targets())
         state.busyChanged.connect(self._on_busy)
@@ -141,7 +142,7 @@ class AttackPanel(QWidget):
     def _on_engine(self, info) -> None:
         self.substitute.blockSignals(True)
         self.substitute.clear()
-        for name in info.classifiers:
+        for name in self.state.base_classifiers():  # the paper's substitutes are plain classifiers
             self.substitute.addItem(name, name)
         self.substitute.blockSignals(False)
         self._fill_targets()
@@ -184,7 +185,8 @@ class AttackPanel(QWidget):
         self.substitute.setEnabled(a.threat == "blackbox")
         self.attack.setToolTip(ATTACK_TIPS.get(a.attack, ""))
         self.threat.setToolTip(THREAT_TIPS.get(a.threat, ""))
-        self.hint.setText("slow: press Run" if a.enabled and a.is_slow else "re-runs as you move ε")
+        slow = self.state.attack_is_slow() or self.state.defense_is_slow()
+        self.hint.setText("slow: press Run" if slow else "re-runs as you move ε")
 
     def _on_busy(self, busy: bool) -> None:
         self.cancel.setEnabled(busy)

@@ -15,10 +15,24 @@ from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-from app.state import AppState
+from app.state import CLASSIFIER_DEFENSES, PURIFIER_LABELS, AppState, split_classifier
 
 PLUS, MINUS, FLIP = QColor("#243b53"), QColor("#e4e7eb"), QColor("#ef6c00")
 CLEAN_PEN, ADV_PEN = "#2166ac", "#b2182b"
+NO_CODE = {"vae": "it decodes the continuous μ, unquantized", "defensegan": "its code is a continuous GAN latent z"}
+
+
+def no_bits_text(purifier: str | None, classifier: str, kind: str | None) -> str:
+    """Why a defense shows no latent bits ("" when it has a bit code)."""
+    hardening = split_classifier(classifier)[1]
+    if purifier is None and hardening:
+        return f"{CLASSIFIER_DEFENSES[hardening]} hardens the classifier itself: no purifier, no latent bits."
+    if purifier is None:
+        return "No purifier selected: no latent bits."
+    if kind == "lqvae":
+        return ""
+    why = NO_CODE.get(kind or "", "it maps images to images without quantizing")
+    return f"{PURIFIER_LABELS.get(purifier, purifier)} has no bit code ({why}): only its images and predictions."
 
 
 class BitGrid(QWidget):
@@ -70,6 +84,7 @@ class BitsPanel(QWidget):
                             "Theorem 1 argues few bits flip because the encoder is Lipschitz-constrained.")
         self.hamming = QLabel("")
         self.hamming.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.hamming.setWordWrap(True)  # the no-bits explanations are a sentence long
         self.zplot = self._make_zplot()
         self.theorem = QLabel("")
         self.theorem.setWordWrap(True)
@@ -98,6 +113,8 @@ class BitsPanel(QWidget):
         self.clear()
         state.resultChanged.connect(self.show_result)
         state.resultCleared.connect(self.clear)
+        state.defenseSettingsChanged.connect(lambda _d: self._on_selection())
+        state.modelSettingsChanged.connect(lambda _m: self._on_selection())
 
     def _make_zplot(self) -> pg.PlotWidget:
         w = pg.PlotWidget(background="w")
@@ -133,10 +150,18 @@ class BitsPanel(QWidget):
         self.moves.setData([], [])
         self.theorem.setText("")
 
+    def _on_selection(self) -> None:
+        """A defense without bits was chosen: drop the previous defense's bits now, not at the next result."""
+        s = self.state
+        text = no_bits_text(s.defense.purifier, s.models.classifier, s.purifier_kind(s.defense.purifier))
+        if text and not s.restoring:
+            self.clear(text)
+
     def show_result(self, request, result) -> None:
         b0, b1 = result.bits_original, result.bits_adversarial
         if b0 is None:
-            self.clear("No purifier selected: no latent bits." if request.defense.purifier is None else "")
+            d = request.defense
+            self.clear(no_bits_text(d.purifier, request.models.classifier, self.state.purifier_kind(d.purifier)))
             return
         eta = _eta(result, self.state)
         for line, y in zip(self.eta_lines, (eta, -eta)):

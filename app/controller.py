@@ -15,7 +15,8 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from app import engine_adapter
 from app.image_io import load_image
-from app.state import AnalysisRequest, AppState, EngineInfo, ModelsInfo
+from app.state import (CLASSIFIER_DEFENSES, DEFENSEGAN_SEARCH, AnalysisRequest, AppState, EngineInfo, ModelsInfo,
+                       split_classifier)
 from app.workers import Worker, WorkerPool
 
 DEBOUNCE_MS = 150
@@ -120,12 +121,15 @@ class Controller(QObject):
                      "warning")
         changes: dict[str, Any] = {}
         if info.classifiers and s.models.classifier not in info.classifiers:
-            changes["classifier"] = info.classifiers[0]
-        if info.classifiers and s.attack.substitute not in info.classifiers:
-            others = [c for c in info.classifiers if c != changes.get("classifier", s.models.classifier)]
-            s.set_attack(substitute=(others or info.classifiers)[0])
+            changes["classifier"] = s.models.base if s.models.base in info.classifiers else info.classifiers[0]
+        bases = s.base_classifiers() or info.classifiers
+        if bases and s.attack.substitute not in bases:
+            current = split_classifier(changes.get("classifier", s.models.classifier))[0]
+            s.set_attack(substitute=([c for c in bases if c != current] or bases)[0])
         if s.defense.purifier is not None and s.defense.purifier not in info.purifiers:
-            s.set_defense(purifier=info.purifiers[0] if info.purifiers else None)
+            # the paper's LQ-VAE, not whichever purifier sorts first (Defense-GAN is slow, the VAE an ablation)
+            fallback = "lqvae" if "lqvae" in info.purifiers else (info.purifiers[0] if info.purifiers else None)
+            s.set_defense(purifier=fallback)
             if not info.purifiers:
                 s.notify(f"No purifier checkpoint for {info.dataset} "
                          f"(expected {info.checkpoint_dir}/lqvae.safetensors): "
@@ -190,8 +194,8 @@ class Controller(QObject):
             self._schedule()
 
     def _on_attack_settings(self, attack) -> None:
-        if attack.enabled and attack.is_slow:
-            return  # slow attacks run on demand only
+        if self.state.attack_is_slow() or self.state.defense_is_slow():
+            return  # slow attacks and defenses run on demand only
         self._schedule()
 
     def _on_image(self, image) -> None:
@@ -221,7 +225,12 @@ class Controller(QObject):
         if problem:
             s.notify(problem, "warning")
             return
-        slow = s.attack.enabled and s.attack.is_slow
+        if auto and s.defense_is_slow():
+            steps, restarts = DEFENSEGAN_SEARCH[s.defense.search]
+            s.notify(f"Defense-GAN with the {s.defense.search} search (L = {steps}, R = {restarts}) takes seconds per "
+                     "image, so it runs on demand: press Run (Ctrl+R).", "info")
+            return
+        slow = s.attack_is_slow()
         request = s.make_request(with_attack=not (auto and slow))
         if request is None:
             if not auto:
@@ -241,9 +250,15 @@ class Controller(QObject):
         a, s = self.state.attack, self.state
         if not a.enabled:
             return ""
+        if a.threat in ("bpda", "bpda_eot") and s.defense.purifier is None and s.models.hardening:
+            return (f"{a.label()}: {CLASSIFIER_DEFENSES[s.models.hardening]} hardens the classifier itself, there is "
+                    "no purifier to approximate; the white-box threat is already the adaptive attack on it.")
         if a.threat in ("bpda", "bpda_eot") and s.defense.purifier is None:
             return (f"{a.label()}: BPDA attacks the defense end to end; choose a purifier in the Defense panel "
                     "(or the white-box threat for the classifier alone).")
+        if a.threat == "bpda_eot" and s.purifier_kind(s.defense.purifier) == "defensegan":
+            return (f"{a.label()}: EOT averages over a purifier's sampled codes; Defense-GAN samples nothing (its "
+                    "restarts are seeded, so it is deterministic). Use plain BPDA.")
         if a.threat == "blackbox" and s.engine is not None and a.substitute not in s.engine.classifiers:
             return f"Black-box transfer needs a substitute classifier; {a.substitute!r} is not in the checkpoints."
         return ""
@@ -314,8 +329,13 @@ class Controller(QObject):
             s.evaluationFailed.emit("An evaluation is already running; cancel it first.")
             return
         images, labels = s.engine.samples
+        if config.get("threat") in ("bpda", "bpda_eot") and s.defense.purifier is None:
+            s.evaluationFailed.emit("BPDA attacks a purifier end to end; choose one in the Defense panel, or the "
+                                    "white-box threat (the adaptive attack on a classifier-side defense).")
+            return
         config = dict(config, images=images, labels=labels, dataset=s.models.dataset, classifier=s.models.classifier,
-                      device=s.models.device, purifier=s.defense.purifier, substitute=s.attack.substitute)
+                      device=s.models.device, purifier=s.defense.purifier, search=s.defense.search,
+                      defense=s.defense.purifier or s.models.hardening or "none", substitute=s.attack.substitute)
         self._evaluation = self._start(engine_adapter.evaluate, config, name="evaluate",
                                        on_done=s.evaluationFinished.emit, on_failed=self._on_evaluation_failed,
                                        on_progress=s.evaluationProgress,

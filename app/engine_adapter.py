@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from app.state import AnalysisRequest, EngineInfo, ModelsInfo, ModelSettings
+from app.state import DEFENSEGAN_SEARCH, AnalysisRequest, EngineInfo, ModelsInfo, ModelSettings
 
 SAMPLES_ENV = "LQVAE_SAMPLES"  # folder with <dataset>.npz, default resources/samples
 THREADS_ENV = "LQVAE_THREADS"  # torch intra-op threads (default: torch's choice)
@@ -83,6 +83,7 @@ def boot(dataset: str, *, should_stop=None, progress=None) -> EngineInfo:
                       classifiers=sorted(inv.classifiers), purifiers=sorted(inv.purifiers),
                       checkpoint_errors=dict(inv.errors), checkpoint_dir=str(checkpoint_root() / dataset),
                       engine_source=eng.source, engine_note=eng.note, cuda_available=torch.cuda.is_available())
+    _describe_checkpoints(info, inv)
     try:
         split = load_samples(dataset, samples_root())
         if split.images.ndim != 3 or split.images.shape[1:] != (28, 28) or len(split.images) != len(split.labels):
@@ -91,6 +92,33 @@ def boot(dataset: str, *, should_stop=None, progress=None) -> EngineInfo:
     except Exception as exc:  # noqa: BLE001 - missing or broken sample file
         info.samples_error = str(exc)
     return info
+
+
+def _describe_checkpoints(info: EngineInfo, inv: Any) -> None:
+    """Purifier kinds and how the hardened classifiers were trained, from the files' metadata (headers only)."""
+    from lqvae.checkpoint import read_metadata
+
+    for name, path in inv.purifiers.items():
+        try:
+            meta = read_metadata(path)
+        except Exception:  # noqa: BLE001 - listed by the registry a moment ago; loading will say what is wrong
+            continue
+        vae = meta["kind"] == "lqvae" and (meta.get("config") or {}).get("quantizer", "binary") != "binary"
+        info.purifier_kinds[name] = "vae" if vae else str(meta["kind"])
+    for name, path in inv.classifiers.items():
+        try:
+            meta = read_metadata(path)
+        except Exception:  # noqa: BLE001
+            continue
+        args, metrics = meta.get("args") or {}, meta.get("metrics") or {}
+        if args.get("adv") in ("madry", "advtr"):
+            how = (f"PGD-{args.get('pgd_steps', '?')}" if args["adv"] == "madry" else "half clean, half FGSM")
+            epochs = args.get("epochs", "?")
+            note = f"{epochs} epoch{'' if epochs == 1 else 's'} of {how} training at ε = {args.get('adv_eps', '?')}"
+            if "test_accuracy" in metrics and "pgd20_accuracy_1000" in metrics:
+                note += (f"; at its end {metrics['test_accuracy']:.1f} % clean and "
+                         f"{metrics['pgd20_accuracy_1000']:.1f} % under PGD-20 (1,000 test images)")
+            info.classifier_notes[name] = note
 
 
 # ----------------------------------------------------------------------------- models
@@ -164,6 +192,15 @@ def load_models(models: ModelSettings, purifier: str | None, cache: ModelCache, 
 
 
 # ----------------------------------------------------------------------------- analysis
+def configure_purifier(purifier: Any, search: str) -> str:
+    """Set a searching purifier's (Defense-GAN's) L and R to a ``DEFENSEGAN_SEARCH`` setting; returns what it
+    will do ("" for a purifier without a search)."""
+    if not hasattr(purifier, "restarts"):
+        return ""
+    purifier.search_steps, purifier.restarts = DEFENSEGAN_SEARCH[search]
+    return f"Defense-GAN search L = {purifier.search_steps}, R = {purifier.restarts}"
+
+
 def analyze(request: AnalysisRequest, cache: ModelCache, *, should_stop=None, progress=None):
     """Run the engine's analysis for one request; returns the engine's ``Analysis``."""
     eng = engine()
@@ -173,6 +210,9 @@ def analyze(request: AnalysisRequest, cache: ModelCache, *, should_stop=None, pr
     device = resolve(m.device)
     classifier = cache.get(m.dataset, "classifier", m.classifier, device)
     purifier = cache.get(m.dataset, "purifier", request.defense.purifier, device) if request.defense.purifier else None
+    search = configure_purifier(purifier, request.defense.search)  # the cached module: analyses never overlap
+    if progress and search:
+        progress(0.0, "searching")  # the status bar says which search
     image = request.image.pixels.reshape(1, 28, 28).astype(np.float32)
     spec, substitute = None, None
     if request.attack is not None:
@@ -180,7 +220,8 @@ def analyze(request: AnalysisRequest, cache: ModelCache, *, should_stop=None, pr
         spec = eng.AttackSpec(**a.to_spec_kwargs())
         if a.threat == "blackbox":
             substitute = cache.get(m.dataset, "classifier", a.substitute, device)
-    report = (lambda f: progress(f, "attacking")) if progress else None
+    text = "attack + search" if search else "attacking"
+    report = (lambda f: progress(f, text)) if progress else None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(request.attack.seed if request.attack else 0)
         return eng.analyze(image, request.image.label, classifier=classifier, purifier=purifier, spec=spec,
@@ -192,9 +233,9 @@ def analyze(request: AnalysisRequest, cache: ModelCache, *, should_stop=None, pr
 def evaluate(config: dict[str, Any], *, should_stop=None, progress=None) -> list[dict[str, Any]]:
     """Batch evaluation for the Evaluate tab: one row per (attack, eps), on n bundled samples (all classes).
 
-    ``config``: dataset, classifier, purifier (or None), device, attacks (list), eps (list), threat,
-    substitute, n, mode, images (N, 28, 28) uint8, labels (N,). Models are loaded fresh (not shared with
-    the live analysis, which may be running at the same time).
+    ``config``: dataset, classifier, purifier (or None), defense (its name for the rows), search (Defense-GAN's),
+    device, attacks (list), eps (list), threat, substitute, n, mode, images (N, 28, 28) uint8, labels (N,).
+    Models are loaded fresh (not shared with the live analysis, which may be running at the same time).
     """
     eng = engine()
     if eng.evaluate_batch is None:
@@ -206,6 +247,7 @@ def evaluate(config: dict[str, Any], *, should_stop=None, progress=None) -> list
     ds = config["dataset"]
     classifier = cache.get(ds, "classifier", config["classifier"], device)
     purifier = cache.get(ds, "purifier", config["purifier"], device) if config.get("purifier") else None
+    search = config.get("search", "live") if configure_purifier(purifier, config.get("search", "live")) else None
     substitute = (cache.get(ds, "classifier", config["substitute"], device)
                   if config.get("threat") == "blackbox" else None)
     idx = stratified(np.asarray(config["labels"]), int(config["n"]))
@@ -229,7 +271,7 @@ def evaluate(config: dict[str, Any], *, should_stop=None, progress=None) -> list
                                  substitute=substitute, should_stop=should_stop, progress=sub_progress)
         rows.append(eval_row(out, defended=purifier is not None, attack=attack, eps=kwargs["eps"],
                              threat=kwargs["threat"], dataset=ds, classifier=config["classifier"],
-                             defense=config.get("purifier") or "none"))
+                             defense=config.get("defense") or config.get("purifier") or "none", search=search))
     return rows
 
 

@@ -1,7 +1,8 @@
 """The Evaluate tab: a batch over n bundled samples for a set of attacks and budgets, on a worker.
 
 Shows a table (no defense vs the selected purifier, per attack and ε), the accuracy-vs-ε curve and
-the bit-flip histogram of the paper's Figure 3, and exports them as CSV and PNG.
+the bit-flip histogram of the paper's Figure 3, and exports them as CSV and PNG. A classifier-side
+defense (Madry, Adv Tr) is the hardened classifier alone: its column replaces "No defense".
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, Q
                                QLineEdit, QProgressBar, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem,
                                QVBoxLayout, QWidget)
 
-from app.state import ATTACK_LABELS, L2_ATTACKS, THREAT_LABELS, AppState
+from app.state import (ATTACK_LABELS, CLASSIFIER_DEFENSES, DEFENSEGAN_SEARCH, L2_ATTACKS, PURIFIER_LABELS,
+                       THREAT_LABELS, AppState)
 
 EVAL_ATTACKS = ("fgsm", "bim", "pgd", "deepfool", "cw")
 COLUMNS = (("attack", "Attack"), ("eps", "ε"), ("n", "n"), ("clean_accuracy", "Clean %"),
@@ -24,6 +26,7 @@ COLUMNS = (("attack", "Attack"), ("eps", "ε"), ("n", "n"), ("clean_accuracy", "
            ("purified_attacked_accuracy", "Defended\n%"), ("mean_flips", "Mean bits\nflipped"),
            ("under_6pct", "< 6 %\nflipped"), ("attack_failures", "Failures"), ("seconds", "s"))
 PALETTE = ("#2166ac", "#b2182b", "#1b7837", "#762a83", "#e08214")
+HARDENED_SHORT = {"madry": "Madry", "advtr": "Adv Tr"}  # the classifier-side defenses' column and legend names
 
 
 def row_values(row: dict) -> dict:
@@ -48,6 +51,19 @@ def fmt(key: str, value) -> str:
     return str(value)
 
 
+def describe_defense(defense: str, search: str | None) -> str:
+    """ "Defense-GAN (search L = 50, R = 2)", "Madry adversarial training (the hardened classifier alone)"."""
+    if defense in CLASSIFIER_DEFENSES:
+        return f"{CLASSIFIER_DEFENSES[defense]} (the hardened classifier alone)"
+    if defense == "none":
+        return "no defense"
+    text = PURIFIER_LABELS.get(defense, defense)
+    if search in DEFENSEGAN_SEARCH:
+        steps, restarts = DEFENSEGAN_SEARCH[search]
+        text += f" ({search} search: L = {steps}, R = {restarts})"
+    return text
+
+
 def make_accuracy_plot() -> pg.PlotWidget:
     w = pg.PlotWidget(background="w")
     w.setTitle("Accuracy vs ε (L∞ attacks)", color="#1f2933", size="10pt")
@@ -70,6 +86,7 @@ def make_histogram_plot() -> pg.PlotWidget:
 
 def draw_accuracy(plot: pg.PlotWidget, rows: list[dict]) -> None:
     plot.clear()
+    undefended = HARDENED_SHORT.get(rows[0].get("defense", "") if rows else "", "no defense")
     if plot.plotItem.legend is not None:
         plot.plotItem.legend.clear()
     attacks = [a for a in dict.fromkeys(r["attack"] for r in rows) if a not in L2_ATTACKS]
@@ -80,7 +97,7 @@ def draw_accuracy(plot: pg.PlotWidget, rows: list[dict]) -> None:
         xs = np.array([0.0] + [e for e, _ in pts])
         color = PALETTE[i % len(PALETTE)]
         first = pts[0][1]
-        for key, style, suffix, start in (("attacked_accuracy", Qt.PenStyle.DashLine, "no defense",
+        for key, style, suffix, start in (("attacked_accuracy", Qt.PenStyle.DashLine, undefended,
                                            "clean_accuracy"),
                                           ("purified_attacked_accuracy", Qt.PenStyle.SolidLine, "defended",
                                            "purified_clean_accuracy")):
@@ -197,7 +214,9 @@ class EvaluateTab(QWidget):
         self.run.setEnabled(False)
         self.cancel.setEnabled(True)
         self.progress.setValue(0)
-        self.note.setText("Running on a worker; the rest of the app stays usable.")
+        slow = (" Defense-GAN searches every image (and, under BPDA, at every attack step): expect minutes."
+                if self.state.purifier_kind(self.state.defense.purifier) == "defensegan" else "")
+        self.note.setText("Running on a worker; the rest of the app stays usable." + slow)
 
     def _on_progress(self, fraction: float, text: str) -> None:
         self.progress.setValue(int(fraction * 100))
@@ -213,6 +232,10 @@ class EvaluateTab(QWidget):
         self.cancel.setEnabled(False)
         self.progress.setValue(100)
         self.rows = [row_values(r) for r in rows]
+        defense = self.rows[0].get("defense", "none") if self.rows else "none"
+        hardened = HARDENED_SHORT.get(defense)
+        self.table.setHorizontalHeaderLabels([f"{hardened}\nclassifier %" if key == "attacked_accuracy" and hardened
+                                              else text for key, text in COLUMNS])
         self.table.setRowCount(len(self.rows))
         for i, row in enumerate(self.rows):
             for j, (key, _) in enumerate(COLUMNS):
@@ -228,8 +251,9 @@ class EvaluateTab(QWidget):
         for b in (self.export_csv, self.export_png):
             b.setEnabled(bool(self.rows))
         n = self.rows[0].get("n") if self.rows else 0
-        self.note.setText(f"{len(self.rows)} cells on n = {n} bundled samples (live preset). For the tables use "
-                          "python -m lqvae.evaluate; small n has a wide error margin.")
+        self.note.setText(f"{len(self.rows)} cells on n = {n} bundled samples (live preset), "
+                          f"{describe_defense(defense, self.rows[0].get('search') if self.rows else None)}. "
+                          "For the tables use python -m lqvae.evaluate; small n has a wide error margin.")
 
     def _row_selected(self) -> None:
         rows = self.table.selectionModel().selectedRows()

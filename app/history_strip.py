@@ -8,7 +8,7 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QHBoxLayout, QListView, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
 
 from app.render import thumbnail, verdict_color
-from app.state import AppState, short_name
+from app.state import AppState, defense_label, short_name
 
 
 class HistoryStrip(QWidget):
@@ -61,7 +61,8 @@ class HistoryStrip(QWidget):
             a = req.attack
             text = f"{a.attack.upper()} {a.eps_text}\n" + "→".join(short_name(names[k])[:5] for k in preds)
             item = QListWidgetItem(icon, text)
-            item.setToolTip(f"{req.image.source} · {a.label()} · defense {req.defense.purifier or 'none'}"
+            item.setToolTip(f"{req.image.source} · {a.label()} · classifier {req.models.base} · "
+                            f"{defense_label(req.models, req.defense)}"
                             + (f" · true {names[label]}" if label is not None else ""))
             self.list.addItem(item)
         self.list.scrollToBottom()

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QFrame, QLabel, QPushButton, QScrollArea, QVBoxLay
 
 from app import paper_claims
 from app.results import Results, load_results, matching, share_under
-from app.state import ATTACK_LABELS, DATASET_LABELS, THREAT_LABELS, AppState
+from app.state import ATTACK_LABELS, DATASET_LABELS, THREAT_LABELS, AppState, defense_label
 
 
 class HonestyPanel(QWidget):
@@ -68,8 +68,7 @@ class HonestyPanel(QWidget):
             self.results = load_results()
         s = self.state
         m, a, d = s.models, s.attack, s.defense
-        defense = d.purifier or "no defense"
-        head = (f"<b>{DATASET_LABELS[m.dataset]} · classifier {m.classifier} · {defense} · "
+        head = (f"<b>{DATASET_LABELS[m.dataset]} · classifier {m.base} · {defense_label(m, d)} · "
                 f"{ATTACK_LABELS[a.attack].split(' (')[0]} · {THREAT_LABELS[a.threat]}</b>")
         rows = [head]
         eps = a.eps

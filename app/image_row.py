@@ -21,9 +21,11 @@ TILES = (
     ("perturbation", "Perturbation", "Adversarial − original, amplified to full colour: red = lighter, "
                                      "blue = darker. ε bounds the largest change of any pixel (L∞) or the "
                                      "Euclidean size of the whole change (L2)."),
-    ("purified_adversarial", "Purified adversarial", "g(H(f(x_adv))): the adversarial image encoded to 64 bits "
-                                                     "and decoded. If the bits did not flip, the attack is undone."),
-    ("purified_original", "Purified original", "g(H(f(x))): what the purifier makes of the clean image. "
+    ("purified_adversarial", "Purified adversarial", "The purifier's output for the adversarial image. LQ-VAE: "
+                                                     "g(H(f(x_adv))), the image encoded to 64 bits and decoded; if "
+                                                     "the bits did not flip, the attack is undone. Defense-GAN: "
+                                                     "G(z*), the nearest image its generator can make."),
+    ("purified_original", "Purified original", "What the purifier makes of the clean image (LQ-VAE: g(H(f(x)))). "
                                                "Its errors cost accuracy even without an attack."),
 )
 _PROBS = {"original": "probs_original", "adversarial": "probs_adversarial",
@@ -99,9 +101,10 @@ class ImageRow(QWidget):
 
     def show_result(self, request, result) -> None:
         label = request.image.label
+        unpurified = "no purifier" if request.models.hardening else "no defense"
         placeholders = {"adversarial": "no attack", "perturbation": "no attack",
-                        "purified_adversarial": "no defense" if request.defense.purifier is None else "no attack",
-                        "purified_original": "no defense"}
+                        "purified_adversarial": unpurified if request.defense.purifier is None else "no attack",
+                        "purified_original": unpurified}
         images = {"original": result.original, "adversarial": result.adversarial,
                   "purified_adversarial": result.purified_adversarial,
                   "purified_original": result.purified_original}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QVBoxLayout, QWidget
 
-from app.state import DATASET_LABELS, DATASETS, AppState
+from app.state import CLASSIFIER_DEFENSES, DATASET_LABELS, DATASETS, AppState, classifier_name
 
 CLASSIFIER_TIPS = {"A": "Classifier A: two conv layers + dense (paper appendix)",
                    "B": "Classifier B: dropout + three conv layers",
@@ -21,7 +21,8 @@ class ModelsPanel(QWidget):
             self.dataset.addItem(DATASET_LABELS[name], name)
         self.dataset.setToolTip("Which dataset's models and samples to use.")
         self.classifier = QComboBox()
-        self.classifier.setToolTip("The classifier under attack (listed from the checkpoint folder).")
+        self.classifier.setToolTip("The classifier's architecture (listed from the checkpoint folder). Its "
+                                   "adversarially trained versions are chosen in the Defense panel.")
         self.device = QComboBox()
         for name, text in (("auto", "auto"), ("cpu", "CPU"), ("cuda", "CUDA")):
             self.device.addItem(text, name)
@@ -47,13 +48,22 @@ class ModelsPanel(QWidget):
         self._sync(state.models)
 
     def _classifier_chosen(self) -> None:
-        name = self.classifier.currentData()
-        if name:
-            self.state.set_models(classifier=name)
+        """A new architecture keeps the classifier-side defense when its hardened version exists."""
+        base = self.classifier.currentData()
+        if not base:
+            return
+        s = self.state
+        hardening = s.models.hardening
+        name = classifier_name(base, hardening)
+        if hardening and (s.engine is None or name not in s.engine.classifiers):
+            s.notify(f"No {CLASSIFIER_DEFENSES[hardening]} checkpoint (classifier_{name}) for classifier {base}: "
+                     f"using the plain classifier {base}, no defense.", "warning")
+            name = base
+        s.set_models(classifier=name)
 
     def _sync(self, models) -> None:
         for combo, value in ((self.dataset, models.dataset), (self.device, models.device),
-                             (self.classifier, models.classifier)):
+                             (self.classifier, models.base)):
             i = combo.findData(value)
             if i >= 0 and i != combo.currentIndex():
                 combo.blockSignals(True)
@@ -63,11 +73,11 @@ class ModelsPanel(QWidget):
     def _on_engine(self, info) -> None:
         self.classifier.blockSignals(True)
         self.classifier.clear()
-        for name in info.classifiers:
+        for name in self.state.base_classifiers():
             self.classifier.addItem(name, name)
             self.classifier.setItemData(self.classifier.count() - 1, CLASSIFIER_TIPS.get(name[:1], name),
                                         Qt.ItemDataRole.ToolTipRole)
-        if not info.classifiers:
+        if not self.classifier.count():
             self.classifier.addItem("— none found —", None)
         self.classifier.blockSignals(False)
         cuda = self.device.model().item(self.device.findData("cuda"))

@@ -105,8 +105,9 @@ class ProbabilityPanel(QWidget):
         label = request.image.label
         target = request.attack.target if request.attack is not None and request.attack.targeted else None
         spread = getattr(result, "stochastic_probs", None) if request.defense.mode == "stochastic" else None
+        unpurified = "no purifier" if request.models.hardening else "no defense"
         texts = {"probs_adversarial": "no attack",
-                 "probs_purified_adversarial": "no defense" if request.defense.purifier is None else "no attack"}
+                 "probs_purified_adversarial": unpurified if request.defense.purifier is None else "no attack"}
         for key, chart in self.charts.items():
             chart.plot_probs(getattr(result, key), label, target,
                        spread=spread if key == "probs_purified_adversarial" else None, empty_text=texts.get(key, ""))

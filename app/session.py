@@ -47,7 +47,11 @@ def apply_cli(window, args: argparse.Namespace) -> None:
     if changes:
         s.set_attack(**changes)
     if args.defense:
-        s.set_defense(purifier=None if args.defense == "none" else args.defense)
+        from app.state import CLASSIFIER_DEFENSES, classifier_name
+
+        hardening = args.defense if args.defense in CLASSIFIER_DEFENSES else None  # classifier-side: madry, advtr
+        s.set_defense(purifier=None if args.defense == "none" or hardening else args.defense)
+        s.set_models(classifier=classifier_name(s.models.base, hardening))
     if args.tab:
         window.show_tab(args.tab)
     if args.sample is not None:

@@ -40,12 +40,38 @@ ITERATIVE = {"bim": 10, "pgd": 40, "deepfool": 50, "deepfool_linf": 50, "cw": 10
 SLOW_ATTACKS = ("cw", "boundary")
 UNTARGETED_ONLY = ("deepfool", "deepfool_linf")
 
+PURIFIER_LABELS = {"lqvae": "LQ-VAE (paper)", "lqvae_robust": "LQ-VAE robust", "vae": "VAE (no quantization)",
+                   "defensegan": "Defense-GAN"}
+# classifier-side defenses: checkpoint classifier_<base>_<key> beside the plain classifier_<base>
+CLASSIFIER_DEFENSES = {"madry": "Madry adversarial training", "advtr": "FGSM adversarial training (Adv Tr)"}
+# Defense-GAN's latent search, (L gradient steps, R random restarts): lqvae's DefenseGAN.LIVE and the authors'
+DEFENSEGAN_SEARCH = {"live": (50, 2), "paper": (200, 10)}
+
+
+def split_classifier(name: str) -> tuple[str, str | None]:
+    """The base architecture and the classifier-side defense: "A_madry" -> ("A", "madry"), "A" -> ("A", None)."""
+    base, _, suffix = name.rpartition("_")
+    return (base, suffix) if base and suffix in CLASSIFIER_DEFENSES else (name, None)
+
+
+def classifier_name(base: str, hardening: str | None) -> str:
+    return f"{base}_{hardening}" if hardening else base
+
 
 @dataclass(frozen=True)
 class ModelSettings:
     dataset: str = "mnist"
-    classifier: str = "A"
+    classifier: str = "A"  # a checkpoint name: "A", or a hardened "A_madry"
     device: str = "auto"
+
+    @property
+    def base(self) -> str:
+        return split_classifier(self.classifier)[0]
+
+    @property
+    def hardening(self) -> str | None:
+        """The classifier-side defense (a CLASSIFIER_DEFENSES key), None for a plain classifier."""
+        return split_classifier(self.classifier)[1]
 
 
 @dataclass(frozen=True)
@@ -102,6 +128,18 @@ class DefenseSettings:
     purifier: str | None = "lqvae"  # None: no defense
     mode: str = "deterministic"
     n_samples: int = 8
+    search: str = "live"  # Defense-GAN's latent search, a DEFENSEGAN_SEARCH key
+
+    @property
+    def search_steps_restarts(self) -> tuple[int, int]:
+        return DEFENSEGAN_SEARCH[self.search]
+
+
+def defense_label(models: ModelSettings, defense: DefenseSettings) -> str:
+    """What defends the classifier: the purifier, a classifier-side defense, or nothing."""
+    if defense.purifier:
+        return PURIFIER_LABELS.get(defense.purifier, defense.purifier)
+    return CLASSIFIER_DEFENSES[models.hardening] if models.hardening else "no defense"
 
 
 @dataclass(frozen=True)
@@ -132,6 +170,8 @@ class EngineInfo:
     class_names: list[str]
     classifiers: list[str] = field(default_factory=list)
     purifiers: list[str] = field(default_factory=list)
+    purifier_kinds: dict[str, str] = field(default_factory=dict)  # name -> "lqvae", "vae" or "defensegan"
+    classifier_notes: dict[str, str] = field(default_factory=dict)  # hardened name -> how it was trained
     checkpoint_errors: dict[str, str] = field(default_factory=dict)
     checkpoint_dir: str = ""
     samples: tuple[np.ndarray, np.ndarray] | None = None  # (N, 28, 28) uint8, (N,) labels
@@ -219,6 +259,27 @@ class AppState(QObject):
         if self.engine is not None and self.engine.dataset == self.models.dataset:
             return self.engine.class_names
         return DEFAULT_CLASS_NAMES[self.models.dataset]
+
+    def purifier_kind(self, name: str | None) -> str | None:
+        """The engine's kind of a purifier: "lqvae" (has a bit code), "vae" or "defensegan"; None for none."""
+        if not name:
+            return None
+        return (self.engine.purifier_kinds if self.engine is not None else {}).get(name, name)
+
+    def base_classifiers(self) -> list[str]:
+        """The classifiers of the engine without a classifier-side defense (the Models panel's choices)."""
+        names = self.engine.classifiers if self.engine is not None else []
+        return [n for n in names if split_classifier(n)[1] is None]
+
+    def attack_is_slow(self) -> bool:
+        """The attack runs on demand: slow in itself, or BPDA through Defense-GAN (a search every step)."""
+        a = self.attack
+        searching = self.purifier_kind(self.defense.purifier) == "defensegan"
+        return a.enabled and (a.is_slow or (searching and a.threat in ("bpda", "bpda_eot")))
+
+    def defense_is_slow(self) -> bool:
+        """Every analysis is slow (Defense-GAN with the paper's search): nothing runs until Run is pressed."""
+        return self.purifier_kind(self.defense.purifier) == "defensegan" and self.defense.search == "paper"
 
     def set_models(self, **changes: Any) -> None:
         new = replace(self.models, **changes)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 
-from app.state import AppState
+from app.state import AppState, defense_label
 
 
 class StatusBar(QStatusBar):
@@ -24,8 +24,19 @@ class StatusBar(QStatusBar):
         state.engineInfoChanged.connect(self._on_engine)
         state.statusChanged.connect(self._on_timings)
         state.message.connect(lambda level, text: self.showMessage(text, 8000))
-        state.busyChanged.connect(lambda busy: busy and self.showMessage("running…", 0))
+        state.analysisStarted.connect(self._on_started)
         state.resultChanged.connect(lambda *_: self.clearMessage())
+
+    def _on_started(self, request) -> None:
+        """Say what is running; a Defense-GAN analysis is mostly its latent search."""
+        d = request.defense
+        what = "attacking" if request.attack is not None else "analysing"
+        if self.state.purifier_kind(d.purifier) == "defensegan":
+            steps, restarts = d.search_steps_restarts
+            self.showMessage(f"{what}; Defense-GAN is searching its latent space (L = {steps} steps × R = {restarts} "
+                             "restarts per image)…", 0)
+        else:
+            self.showMessage(f"{what} ({defense_label(request.models, d)})…", 0)
 
     def _on_engine(self, info) -> None:
         self.engine.setText(f"engine: {info.engine_source}")

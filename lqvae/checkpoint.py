@@ -103,13 +103,16 @@ def _check_container(path: Path) -> None:
     if size > MAX_CHECKPOINT_BYTES:
         raise CheckpointError(f"{path}: {size} bytes is larger than the {MAX_CHECKPOINT_BYTES} allowed")
     with open(path, "rb") as fh:
-        head = fh.read(8)
-    if head[:2] == b"PK" or head[:1] == b"\x80":
+        head = fh.read(9)
+    # A safetensors file is an 8-byte little-endian header length, then the JSON header ("{"). The
+    # length's low byte may be 0x80, the pickle opcode, so the "{" decides before the pickle sniffing.
+    looks_safetensors = head[8:9] == b"{"
+    if not looks_safetensors and (head[:2] == b"PK" or head[:1] == b"\x80"):
         raise CheckpointError(f"{path}: this is a pickle/torch.save file, not safetensors; it is refused because "
                               "unpickling runs code. Convert it with a trusted script to safetensors.")
     if len(head) < 8:
         raise CheckpointError(f"{path}: {size} bytes is too short to be a safetensors file (truncated?)")
-    (n,) = struct.unpack("<Q", head)
+    (n,) = struct.unpack("<Q", head[:8])
     if n > MAX_HEADER_BYTES or 8 + n > size:
         raise CheckpointError(f"{path}: header length {n} does not fit in a {size}-byte file; the file is "
                               "truncated or not safetensors")

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
+import hashlib
 import io
 import json
 import math
@@ -32,8 +34,6 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from torch import Tensor, nn
-
-import dataclasses
 
 from lqvae.attacks import (ATTACKS, EOT_CHECK_SAMPLES, PRESET_NAMES, THREATS, AttackResult, AttackSpec,
                            attack_params, run_attack)
@@ -448,8 +448,8 @@ def table_jobs(table: int, dataset: str, *, classifier: str = "A", n: int, n_fas
     those runs (most specific first), e.g. ``{"cw": 300, "pgd/bpda": 1000, "bpda_eot": 200}``.
 
     Baselines run as jobs of their own, so adding one never invalidates the cached LQ-VAE runs:
-    ``n_baseline`` caps their images for the slow attacks (DeepFool, C&W), and Defense-GAN cells score
-    only the first ``n_defensegan`` attacked images.
+    ``n_baseline`` caps their images (every attack), and Defense-GAN cells score only the first
+    ``n_defensegan`` attacked images.
     """
     fast = ("fgsm", "bim", "pgd")
     n_override = n_override or {}
@@ -460,7 +460,7 @@ def table_jobs(table: int, dataset: str, *, classifier: str = "A", n: int, n_fas
         quick = attack in fast and threat != "bpda_eot"
         size = next((n_override[k] for k in (f"{attack}/{threat}", threat, attack) if k in n_override),
                     n_fast if quick else n)
-        if baseline and n_baseline and not quick:
+        if baseline and n_baseline:
             size = min(size, n_baseline)
         return Job(key, dataset, spec, attacked, defense, n=size)
 
@@ -518,13 +518,14 @@ def table_jobs(table: int, dataset: str, *, classifier: str = "A", n: int, n_fas
 
 
 class _Models:
-    """Checkpoints of one dataset, loaded on first use; ``fingerprint`` identifies the files."""
+    """Checkpoints of one dataset, loaded on first use; ``fingerprint`` identifies the files by content."""
 
     def __init__(self, dataset: str, device: torch.device, root: str | None) -> None:
         self.inv = inventory(dataset, root)
         self.dataset, self.device, self.root = dataset, device, root
         self._cache: dict[tuple[str, str], nn.Module] = {}
         self.clean_defended: dict[tuple[str, str, int], Tensor] = {}  # (classifier, purifier, n) -> predictions
+        self._digests: dict[Path, str] = {}
 
     def has(self, name: str | None, kind: str) -> bool:
         return name is None or name in (self.inv.classifiers if kind == "classifier" else self.inv.purifiers)
@@ -544,9 +545,18 @@ class _Models:
         for kind, name in names:
             path = (self.inv.classifiers if kind == "classifier" else self.inv.purifiers).get(name)
             if path is not None:
-                st = path.stat()
-                out[f"{kind}:{name}"] = f"{st.st_size}:{int(st.st_mtime)}"
+                out[f"{kind}:{name}"] = self.digest(path)
         return out
+
+    def digest(self, path: Path) -> str:
+        """SHA-256 (first 16 hex digits) of the file: a clone, a copy or a touch keeps cached runs valid."""
+        if path not in self._digests:
+            h = hashlib.sha256()
+            with open(path, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+            self._digests[path] = h.hexdigest()[:16]
+        return self._digests[path]
 
 
 def _job_models(job: Job) -> list[tuple[str, str]]:
@@ -808,7 +818,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
                    help="images for the runs of one attack, threat or attack/threat, e.g. cw=300, pgd/bpda=1000 "
                         "(repeatable; most specific wins)")
     t.add_argument("--n-baseline", type=int, default=None,
-                   help="cap on the images of the baseline runs (VAE, Defense-GAN, Madry, Adv Tr) for DeepFool and C&W")
+                   help="cap on the images of every baseline run (VAE, Defense-GAN, Madry, Adv Tr)")
     t.add_argument("--n-defensegan", type=int, default=DEFENSEGAN_N,
                    help=f"images per Defense-GAN cell (default {DEFENSEGAN_N}; its search costs ~1 s an image)")
     t.add_argument("--preset", choices=PRESET_NAMES, default="paper")
