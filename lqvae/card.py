@@ -63,7 +63,32 @@ def dataset_section(dataset: str, ckpt_dir: Path, results_dir: Path) -> str:
                   f"{bal.get('max', 0):.3f}, distinct codes {test.get('distinct_codes')}, encoder "
                   f"‖∇ₓ Σμ‖ median {test.get('lipschitz_median', float('nan')):.3f} (K = 0.1), "
                   f"σ median {test.get('sigma_median', float('nan')):.3f}, KL {test.get('kl_total', float('nan')):.1f} nats."]
+    lines += baseline_lines(files)
     return "\n".join(lines) + "\n"
+
+
+def baseline_lines(files: list[Path]) -> list[str]:
+    """The baselines of issue 6, from the measurements their training command stored at its last epoch."""
+    rows = []
+    for p in files:
+        m = read_metadata(p)
+        met, stem = m.get("metrics") or {}, p.name.removesuffix(".safetensors")
+        if m["kind"] == "classifier" and "pgd20_accuracy_1000" in met:
+            rows.append(f"| `{stem}` | {_pct(met.get('test_accuracy'))} (clean, 10,000) | "
+                        f"{_pct(met.get('pgd20_accuracy_1000'))} (white-box PGD-20, ε = 0.3, first 1,000) |")
+        elif m["kind"] == "lqvae" and "purified_accuracy" in met and not stem.startswith("lqvae"):
+            rows.append(f"| `{stem}` | {_pct(met.get('purified_accuracy'))} (classifier A on the purified test set) | "
+                        f"no quantizer; ‖∇ₓ Σμ‖ median "
+                        f"{float(met.get('lipschitz_median', float('nan'))):.3f}, reconstruction MSE "
+                        f"{float(met.get('recon_mse', float('nan'))):.4f} |")
+        elif m["kind"] == "defensegan" and "purified_accuracy_live_200" in met:
+            rows.append(f"| `{stem}` | {_pct(met.get('purified_accuracy_live_200'))} (classifier A on G(z*) of the "
+                        f"first 200 test images, live search L = 50, R = 2) | search MSE "
+                        f"{float(met.get('search_mse_live_200', float('nan'))):.4f} |")
+    if not rows:
+        return []
+    return ["", "Baselines (issue 6), as measured by their training command after the last epoch:", "",
+            "| file | accuracy | also |", "|---|---|---|", *rows]
 
 
 def render(ckpt_dir: Path = ROOT / "checkpoints", results_dir: Path = ROOT / "docs" / "results") -> str:

@@ -3,7 +3,8 @@
 ``python -m lqvae.report`` replaces every ``{{name}}`` in ``docs/results.template.md`` with the
 contents of ``docs/results/<name>.md`` (as written by ``python -m lqvae.evaluate table``), so the
 numbers in the document are the measured ones. ``{{runs:PREFIX}}`` becomes a table of every
-``docs/results/PREFIX*.json`` written by ``python -m lqvae.evaluate run --json``. A placeholder whose
+``docs/results/PREFIX*.json`` written by ``python -m lqvae.evaluate run --json``, and
+``{{json:FILE:KEY}}`` one number of ``docs/results/FILE.json`` (a benchmark's output). A placeholder whose
 file is missing becomes a line saying which command produces it; the report never invents a number.
 """
 
@@ -15,7 +16,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PLACEHOLDER = re.compile(r"\{\{((?:runs:)?[A-Za-z0-9_]+)\}\}")
+PLACEHOLDER = re.compile(r"\{\{((?:runs:|json:[A-Za-z0-9_]+:)?[A-Za-z0-9_]+)\}\}")
 
 
 def _f(v: object) -> str:
@@ -43,11 +44,28 @@ def runs_table(results_dir: Path, prefix: str) -> str | None:
     return head + "\n" + "\n".join(rows)
 
 
+def json_value(results_dir: Path, file: str, key: str) -> str | None:
+    """One number of ``docs/results/<file>.json`` (a benchmark's output), rounded for prose."""
+    try:
+        v = json.loads((results_dir / f"{file}.json").read_text())[key]
+        v = float(v)
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
+    return f"{v:.0f}" if abs(v) >= 100 else f"{v:.1f}"
+
+
 def assemble(template: str, results_dir: Path) -> tuple[str, list[str]]:
     missing: list[str] = []
 
     def fill(match: re.Match[str]) -> str:
         name = match.group(1)
+        if name.startswith("json:"):
+            _, file, key = name.split(":")
+            value = json_value(results_dir, file, key)
+            if value is None:
+                missing.append(name)
+                return f"_(not measured: no `{key}` in `{file}.json`)_"
+            return value
         if name.startswith("runs:"):
             table = runs_table(results_dir, name[5:])
             if table is None:

@@ -17,6 +17,11 @@ def test_card_block_comes_from_metadata_and_results(tmp_path, classifier_a):
     assert "| `classifier_A.safetensors` | classifier | 7 | 3 | 2.0 min |" in text
     assert "| A | 99.12 | not measured | not measured | not measured |" in text
     assert "fashion_mnist\n\nNo checkpoints shipped." in text
+    assert "Baselines (issue 6)" not in text  # no hardened classifier shipped, no empty table
+
+    save_checkpoint(ckpt / "mnist" / "classifier_A_madry.safetensors", classifier_a, kind="classifier",
+                    dataset="mnist", metrics={"test_accuracy": 97.5, "pgd20_accuracy_1000": 55.4})
+    assert "| `classifier_A_madry` | 97.50 (clean, 10,000) | 55.40 (white-box PGD-20" in render(ckpt, results)
 
     card = tmp_path / "README.md"
     card.write_text(f"# Card\n\nhand-written\n\n{BEGIN}\nstale 12.34\n{END}\n\n## After\n")
@@ -46,3 +51,13 @@ def test_report_renders_run_records(tmp_path):
     text, missing = assemble("{{runs:robust_}}\n{{runs:nothing_}}", tmp_path)
     assert "| mnist | lqvae_robust | fgsm | bpda | 100 | 96.00 | 20.00 | 61.50 | 7.25 | `robust_mnist_fgsm.json` |" in text
     assert missing == ["runs:nothing_"]
+
+
+def test_report_quotes_benchmark_numbers_and_flags_missing_keys(tmp_path):
+    from lqvae.report import assemble
+
+    (tmp_path / "bench_x.json").write_text(json.dumps({"ratio": 432.23, "ms": 3.404, "name": "L=200"}))
+    text, missing = assemble("{{json:bench_x:ratio}}x, {{json:bench_x:ms}} ms, {{json:bench_x:gone}}, "
+                             "{{json:bench_x:name}}, {{json:nofile:ratio}}", tmp_path)
+    assert text.startswith("432x, 3.4 ms, _(not measured")
+    assert missing == ["json:bench_x:gone", "json:bench_x:name", "json:nofile:ratio"]
