@@ -149,6 +149,7 @@ class BitsPanel(QWidget):
         self.adv_pts.setData([])
         self.moves.setData([], [])
         self.theorem.setText("")
+        self.zplot.setVisible(not text)  # an explanation instead of bits: no empty μ axes beside it
 
     def _on_selection(self) -> None:
         """A defense without bits was chosen: drop the previous defense's bits now, not at the next result."""
@@ -163,6 +164,7 @@ class BitsPanel(QWidget):
             d = request.defense
             self.clear(no_bits_text(d.purifier, request.models.classifier, self.state.purifier_kind(d.purifier)))
             return
+        self.zplot.setVisible(True)
         eta = _eta(result, self.state)
         for line, y in zip(self.eta_lines, (eta, -eta)):
             line.setPos(y)

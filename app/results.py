@@ -46,6 +46,8 @@ def _record(rec: dict[str, Any], **override: Any) -> dict[str, Any]:
         "attacked_accuracy": rec.get("attacked_accuracy"), "bits": rec.get("bits"),
         "hamming": rec.get("hamming"), "preset": rec.get("preset", params.get("preset")),
     }
+    if out["defense"] in ("madry", "advtr"):  # `evaluate run --defense madry`: the hardened classifier, no purifier
+        out["defense"] = "none"
     out.update(override)
     return out
 
@@ -72,7 +74,7 @@ def _table_records(data: dict[str, Any]) -> list[dict[str, Any]]:
             fields.update(classifier=clf, substitute=sub, threat="blackbox", dataset=datasets[0] if datasets else None)
         else:  # table 7: rows are datasets
             fields.update(dataset=row, classifier=attacked)
-            fields["defense"] = "defensegan" if column.startswith("defensegan") else "lqvae"
+            fields["defense"] = next((d for d in ("defensegan", "vae") if column.startswith(d)), "lqvae")
         if column == "no_defense":
             fields["defense"] = "none"
         if column in CLASSIFIER_COLUMNS:

@@ -197,9 +197,10 @@ def test_analysis_through_a_purifier_without_bits(qtbot, shipped, name):
     lq = Analysis(original=result.original, bits_original=bits, bits_adversarial=-bits, z_original=np.zeros(64),
                   z_adversarial=np.ones(64), hamming=64)
     state.set_result(sample_request(DefenseSettings("lqvae")), lq)
-    assert panel.clean.bits is not None
+    assert panel.clean.bits is not None and not panel.zplot.isHidden()
     state.set_defense(purifier=name)  # chosen: the old bits go at once, before any result
     assert panel.clean.bits is None and "has no bit code" in panel.hamming.text()
+    assert panel.zplot.isHidden()  # no empty μ axes beside the explanation
     state.set_result(sample_request(DefenseSettings("lqvae")), lq)
     state.set_result(request, result)
     assert panel.clean.bits is None and panel.adv.bits is None

@@ -52,6 +52,27 @@ def test_both_evaluation_formats_become_records(tmp_path):
     assert bpda[0]["attacked_accuracy"] == 3.0 and bpda[0]["eps"] == 0.3
 
 
+def test_table7_baseline_columns_and_hardened_classifier_runs_are_not_lqvae_numbers(tmp_path):
+    bpda = {"attack": "fgsm", "threat": "bpda", "eps": 0.3, "bpda_backward": "bpda"}
+    cells = {"mnist|lqvae": {**score(72.0, n=1000), "params": bpda}, "mnist|vae": {**score(49.0, n=1000), "params": bpda},
+             "mnist|vae_pgd": {**score(0.2), "params": {**bpda, "attack": "pgd"}},
+             "mnist|defensegan": {**score(31.0), "params": bpda}}
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "table7_mnist.json").write_text(json.dumps({"table": 7, "datasets": ["mnist"], "cells": cells, "runs": {}}))
+    run = {"dataset": "mnist", "classifier": "A_madry", "defense": "madry", "attack": "pgd", "threat": "whitebox",
+           "params": {"eps": 0.3}, **score(52.2)}
+    (folder / "adaptive_madry.json").write_text(json.dumps(run))
+    res = load_results(folder)
+
+    def got(purifier, attack="fgsm", threat="bpda", classifier="A"):
+        return [r["attacked_accuracy"] for r in matching(res, dataset="mnist", classifier=classifier, purifier=purifier,
+                                                         attack=attack, threat=threat, eps=0.3)]
+
+    assert got("lqvae") == [72.0] and got("vae") == [49.0] and got("vae", "pgd") == [0.2] and got("defensegan") == [31.0]
+    assert got(None, "pgd", "whitebox", "A_madry") == [52.2] and got(None, "pgd", "whitebox") == []
+
+
 def test_honesty_panel_shows_measured_beside_claimed(qtbot, window, tmp_path, monkeypatch):
     write_results(tmp_path / "results")
     monkeypatch.setenv("LQVAE_RESULTS", str(tmp_path / "results"))
