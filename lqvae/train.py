@@ -13,6 +13,7 @@ minutes and on Ctrl-C, so ``--resume`` continues from the exact batch where it s
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import shlex
@@ -120,8 +121,14 @@ def run(job: Job, args: argparse.Namespace, train: tuple[torch.Tensor, torch.Ten
 def lqvae_job(args: argparse.Namespace, test: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> Job:
     overrides = {f.name: getattr(args, f.name) for f in fields(LQVAEConfig)
                  if getattr(args, f.name, None) is not None and f.name not in ("image_shape", "arch", "betas")}
-    cfg = LQVAEConfig.mnist(**overrides)
+    init = load_checkpoint(args.init, kind="lqvae") if getattr(args, "init", None) else None
+    # fine-tuning keeps the checkpoint's architecture and recipe; flags given here (e.g. --input-noise) override it
+    cfg = dataclasses.replace(init.model.cfg, **overrides) if init else LQVAEConfig.mnist(**overrides)
     model = LQVAE(cfg, with_h=True)
+    if init is not None:  # a shipped LQ-VAE has no h_psi: h starts as a copy of g, as in Algorithm 1, line 1
+        model.encoder.load_state_dict(init.model.encoder.state_dict())
+        model.g.load_state_dict(init.model.g.state_dict())
+        model.h.load_state_dict(model.g.state_dict())  # type: ignore[union-attr]
     groups = [{"params": model.encoder.parameters(), "name": "f_theta"},
               {"params": model.g.parameters(), "name": "g_phi"},
               {"params": model.h.parameters(), "name": "h_psi"}]  # type: ignore[union-attr]
@@ -296,6 +303,8 @@ def parser() -> argparse.ArgumentParser:
         lq.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=typ, default=None,
                         help=f"config {f.name} (default {f.default})")
     lq.add_argument("--eval-classifier", default=None, help="classifier checkpoint for purified accuracy per epoch")
+    lq.add_argument("--init", default=None,
+                    help="start from this LQ-VAE checkpoint (fine-tuning; its config, overridden by the flags given)")
     cl = sub.add_parser("classifier", parents=[common], help="train classifier A, B or C")
     dg = sub.add_parser("defensegan", parents=[common], help="train the Defense-GAN generator (WGAN-GP)")
     dg.add_argument("--eval-classifier", default=None, help="classifier checkpoint for purified accuracy per epoch")

@@ -56,3 +56,25 @@ def test_sigterm_leaves_a_resumable_state(tmp_path):
     with safe_open(str(out / "classifier_A.train-state.safetensors"), framework="pt") as fh:
         info = json.loads(fh.metadata()["info"])
     assert info["epoch"] >= 1 and info["step"] > 256  # saved mid-epoch 2, not only at the end of epoch 1
+
+
+def test_lqvae_init_fine_tunes_a_checkpoint_keeping_its_recipe(tmp_path, capsys):
+    import torch
+
+    from lqvae.checkpoint import CheckpointError
+
+    data = make_idx_folder(tmp_path / "data", dotted=False, compress=True, n_train=128, n_test=16)
+    base = ["lqvae", "--data-dir", str(data), "--limit", "128", "--batch-size", "64", "--epochs", "1", "--quiet",
+            "--device", "cpu"]
+    main([*base, "--free-bits", "1", "--recon-weight", "10", "--out", str(tmp_path / "a")])
+    first = tmp_path / "a" / "lqvae.safetensors"
+    # a vanishing learning rate: the fine-tuned weights are the initial ones, so --init really loaded them
+    main([*base, "--init", str(first), "--input-noise", "0.3", "--lr", "1e-12", "--out", str(tmp_path / "b")])
+    capsys.readouterr()
+    a, b = load_checkpoint(first), load_checkpoint(tmp_path / "b" / "lqvae.safetensors")
+    assert b.config.free_bits == 1.0 and b.config.recon_weight == 10 and b.config.input_noise == 0.3
+    for (name, pa), pb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        assert torch.allclose(pa, pb, atol=1e-6), name
+    main(["classifier", "--arch", "C", *base[1:], "--out", str(tmp_path / "c")])
+    with pytest.raises(CheckpointError):
+        main([*base, "--init", str(tmp_path / "c" / "classifier_C.safetensors"), "--out", str(tmp_path / "d")])
