@@ -65,7 +65,25 @@ class _StraightThrough(torch.autograd.Function):
         return grad, None
 
 
-class BinaryQuantizer(nn.Module):
+class _GradModeModule(nn.Module):
+    """``grad_mode`` as a validated attribute: what an attack's backward pass sees (see ``GRAD_MODES``)."""
+
+    def _check_grad_mode(self, mode: GradMode) -> None:
+        """Further checks of a subclass (raise ValueError)."""
+
+    @property
+    def grad_mode(self) -> GradMode:
+        return self._grad_mode
+
+    @grad_mode.setter
+    def grad_mode(self, mode: GradMode) -> None:
+        if mode not in GRAD_MODES:
+            raise ValueError(f"expected grad_mode in {GRAD_MODES}, got {mode!r}")
+        self._check_grad_mode(mode)
+        self._grad_mode = mode
+
+
+class BinaryQuantizer(_GradModeModule):
     """H with an explicit backward pass; ``soft()`` gives H~ for the training path.
 
     Args:
@@ -80,17 +98,9 @@ class BinaryQuantizer(nn.Module):
         self.c = float(c)
         self.grad_mode = grad_mode
 
-    @property
-    def grad_mode(self) -> GradMode:
-        return self._grad_mode
-
-    @grad_mode.setter
-    def grad_mode(self, mode: GradMode) -> None:
-        if mode not in GRAD_MODES:
-            raise ValueError(f"expected grad_mode in {GRAD_MODES}, got {mode!r}")
+    def _check_grad_mode(self, mode: GradMode) -> None:
         if mode != "straight_through" and mode != "none" and self.c <= 0:
             raise ValueError("grad_mode 'bpda' needs c > 0: with c = 0, dH~/dz is zero almost everywhere")
-        self._grad_mode = mode
 
     def forward(self, z: Tensor) -> Tensor:
         if self._grad_mode == "bpda":
@@ -106,7 +116,7 @@ class BinaryQuantizer(nn.Module):
         return f"eta={self.eta}, c={self.c}, grad_mode={self._grad_mode!r}"
 
 
-class IdentityQuantizer(nn.Module):
+class IdentityQuantizer(_GradModeModule):
     """No quantization (the VAE ablation): the code is the continuous z itself.
 
     ``grad_mode`` keeps the interface of ``BinaryQuantizer``: ``"none"`` detaches (grey-box, as for
@@ -117,15 +127,6 @@ class IdentityQuantizer(nn.Module):
         super().__init__()
         self.grad_mode = grad_mode
 
-    @property
-    def grad_mode(self) -> GradMode:
-        return self._grad_mode
-
-    @grad_mode.setter
-    def grad_mode(self, mode: GradMode) -> None:
-        if mode not in GRAD_MODES:
-            raise ValueError(f"expected grad_mode in {GRAD_MODES}, got {mode!r}")
-        self._grad_mode = mode
 
     def forward(self, z: Tensor) -> Tensor:
         return z.detach() if self._grad_mode == "none" else z
