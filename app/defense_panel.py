@@ -12,8 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFormLayout, QHBoxLayout, QLabel, QRadioButton, QSpinBox,
                                QWidget)
 
-from app.state import (CLASSIFIER_DEFENSES, DEFENSEGAN_SEARCH, PURIFIER_LABELS, AppState, classifier_name,
-                       split_classifier)
+from app.state import CLASSIFIER_DEFENSES, DEFENSEGAN_SEARCH, PURIFIER_LABELS, AppState, classifier_name
 
 __all__ = ["PURIFIER_LABELS", "DefensePanel"]
 
@@ -21,8 +20,8 @@ NONE_TIP = "The classifier alone, no defense."
 PURIFIER_TIPS = {
     "lqvae": "The paper's LQ-VAE: the encoder's μ is quantized to 64 bits and the decoder rebuilds the image from "
              "them before the classifier sees it.",
-    "lqvae_robust": "Beyond the paper: the MNIST LQ-VAE fine-tuned two more epochs on inputs with uniform noise "
-                    "(±0.3); no adversarial example was used.",
+    "lqvae_robust": "Beyond the paper: this dataset's LQ-VAE fine-tuned two more epochs on inputs with uniform "
+                    "noise (±0.3); no adversarial example was used.",
     "vae": "Ablation: the same network trained without quantization, so the decoder sees the continuous μ. Shows "
            "what the bits add; it has no bit code.",
     "defensegan": "Defense-GAN (Samangouei et al.): replaces the image by the nearest output G(z) of a GAN, found by "
@@ -141,7 +140,7 @@ class DefensePanel(QWidget):
     def _sync(self) -> None:
         self._fill()
         s = self.state
-        d, hardening = s.defense, split_classifier(s.models.classifier)[1]
+        d, hardening = s.defense, s.models.hardening
         entry: Entry = (d.purifier, None) if d.purifier else (None, hardening)
         if entry in self.entries:
             _set_quietly(self.purifier, self.purifier.findData(self.entries.index(entry)))

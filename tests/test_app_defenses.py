@@ -128,7 +128,7 @@ def test_a_missing_purifier_falls_back_to_the_lqvae_not_the_first_name(qtbot):
 
     state = AppState()
     controller = Controller(state)
-    state.set_defense(purifier="lqvae_robust")  # MNIST only; Fashion-MNIST's purifiers sort Defense-GAN first
+    state.set_defense(purifier="lqvae_robust")  # not in this info; its purifiers would sort Defense-GAN first
     info = dataclasses.replace(fake_info(), dataset="fashion_mnist", classifiers=[])  # [] loads nothing
     controller._on_booted(info, controller._boot_generation)
     assert state.defense.purifier == "lqvae"
