@@ -63,6 +63,9 @@ class LQVAEConfig:
     noise_scale: float = 1.0  # z = mu + noise_scale * sigma * eps
     mu_init_std: float | None = None  # None = PyTorch default init of the mu head
     input_noise: float = 0.0  # uniform +-input_noise on half of each batch, clean targets (robust variant)
+    code_weight: float = 0.0  # code consistency: perturbed inputs must keep the clean input's bits (lqvae.losses)
+    margin_weight: float = 0.0  # hinge on mu near +-eta: bits sit at least `margin` from where they flip
+    margin: float = 0.1
     quantizer: QuantizerKind = "binary"  # "none": the VAE ablation of issue 6 (g decodes the continuous z)
     lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.99)
@@ -78,6 +81,9 @@ class LQVAEConfig:
             raise ValueError(f"arch table9 needs 64x64 images, got {self.image_shape}")
         if self.eta <= 0 or self.c < 0:
             raise ValueError(f"expected eta > 0 and c >= 0, got eta={self.eta}, c={self.c}")
+        if self.code_weight < 0 or self.margin_weight < 0 or self.margin < 0:
+            raise ValueError(f"expected code_weight, margin_weight and margin >= 0, got {self.code_weight}, "
+                             f"{self.margin_weight}, {self.margin}")
         if self.latent_dim < 1:
             raise ValueError(f"expected latent_dim >= 1, got {self.latent_dim}")
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))

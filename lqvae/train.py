@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from lqvae.adv_inputs import AdvInputs, pgd_linf, quick_robustness, training_inputs
 from lqvae.checkpoint import load_checkpoint, load_train_state, save_checkpoint, save_train_state
 from lqvae.config import ClassifierConfig, DefenseGANConfig, LQVAEConfig
 from lqvae.data import DATASETS, load_split
@@ -135,19 +136,30 @@ def lqvae_job(args: argparse.Namespace, test: tuple[torch.Tensor, torch.Tensor],
     opt = torch.optim.Adam(groups, lr=cfg.lr, betas=cfg.betas)
     classifier = load_checkpoint(args.eval_classifier, kind="classifier", device=device).model \
         if args.eval_classifier else None
+    adv = AdvInputs.parse(args.adv_inputs, eps=args.adv_eps, steps=args.adv_steps, input_noise=cfg.input_noise)
+    attacked = None
+    if adv.sources:  # the classifier the training attacks aim at (frozen, eval mode)
+        if not args.adv_classifier:
+            raise SystemExit(f"--adv-inputs {args.adv_inputs} needs --adv-classifier CKPT (the classifier to attack)")
+        attacked = load_checkpoint(args.adv_classifier, kind="classifier", device=device).model.eval()
+        attacked.requires_grad_(False)
 
-    def step(x: torch.Tensor, _y: torch.Tensor, global_step: int) -> dict[str, float]:
-        x_in = None
-        if cfg.input_noise > 0:  # half the batch sees uniform noise, targets stay clean
-            half = x.shape[0] // 2
-            noise = torch.empty_like(x[:half]).uniform_(-cfg.input_noise, cfg.input_noise)
-            x_in = torch.cat([(x[:half] + noise).clamp(0, 1), x[half:]])
-        losses = algorithm1_losses(model, x, step=global_step, x_in=x_in)
+    def step(x: torch.Tensor, y: torch.Tensor, global_step: int) -> dict[str, float]:
+        x_in, perturbed = None, None
+        if adv.sources or adv.input_noise > 0:  # targets stay clean
+            x_in, perturbed = training_inputs(adv, model, attacked, x, y)
+        losses = algorithm1_losses(model, x, step=global_step, x_in=x_in, perturbed=perturbed)
         opt.zero_grad(set_to_none=True)
         losses.total.backward()
         opt.step()
-        return {"L_f": float(losses.L_f.detach()), "L_g": float(losses.L_g.detach()), "L_h": float(losses.L_h.detach()),
-                "kl": float(losses.kl_raw.detach()), "penalty": float(losses.penalty.detach()), "grad_norm": float(losses.grad_norm.detach())}
+        logs = {"L_f": float(losses.L_f.detach()), "L_g": float(losses.L_g.detach()), "L_h": float(losses.L_h.detach()),
+                "kl": float(losses.kl_raw.detach()), "penalty": float(losses.penalty.detach()),
+                "grad_norm": float(losses.grad_norm.detach())}
+        if cfg.code_weight > 0:
+            logs["code"] = float(losses.code.detach())
+        if cfg.margin_weight > 0:
+            logs["margin"] = float(losses.margin.detach())
+        return logs
 
     def evaluate() -> dict[str, Any]:
         x_test, y_test = test
@@ -156,25 +168,14 @@ def lqvae_job(args: argparse.Namespace, test: tuple[torch.Tensor, torch.Tensor],
         if classifier is not None:
             pur = predict(torch.nn.Sequential(model, classifier), x_test)
             report["purified_accuracy"] = float((pur == y_test).float().mean() * 100)
+            xs, ys = x_test[:500].to(device), y_test[:500].to(device)
+            report.update(quick_robustness(model, classifier.eval(), xs, ys, eps=args.adv_eps))
         return report
 
     return Job("lqvae" if cfg.quantizer == "binary" else "vae", model, opt, step, evaluate, "lqvae", cfg.lr)
 
 
 ADV_MODES = ("none", "madry", "advtr")
-
-
-def pgd_linf(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int,
-             step_size: float, random_start: bool = True) -> torch.Tensor:
-    """L-inf PGD on the cross-entropy (Madry et al.), inside [0, 1]; ``steps=1`` without a random
-    start and ``step_size=eps`` is FGSM. The model's train/eval mode is the caller's."""
-    x = x.detach()
-    adv = (x + torch.empty_like(x).uniform_(-eps, eps)).clamp(0, 1) if random_start else x.clone()
-    for _ in range(steps):
-        adv.requires_grad_(True)
-        (grad,) = torch.autograd.grad(F.cross_entropy(model(adv), y), adv)
-        adv = torch.min(torch.max(adv.detach() + step_size * grad.sign(), x - eps), x + eps).clamp(0, 1)
-    return adv.detach()
 
 
 def adversarial_batch(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, args: argparse.Namespace,
@@ -303,6 +304,12 @@ def parser() -> argparse.ArgumentParser:
         lq.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=typ, default=None,
                         help=f"config {f.name} (default {f.default})")
     lq.add_argument("--eval-classifier", default=None, help="classifier checkpoint for purified accuracy per epoch")
+    lq.add_argument("--adv-inputs", default="none",
+                    help="adversarial training inputs (beyond the paper, labelled apart): none | classifier | pipeline | "
+                         "classifier,pipeline; half of each batch, see lqvae.adv_inputs")
+    lq.add_argument("--adv-classifier", default=None, help="classifier checkpoint the training attacks aim at")
+    lq.add_argument("--adv-eps", type=float, default=0.3, help="L-inf budget of the training attacks")
+    lq.add_argument("--adv-steps", type=int, default=1, help="1 = FGSM, more = PGD with a random start")
     lq.add_argument("--init", default=None,
                     help="start from this LQ-VAE checkpoint (fine-tuning; its config, overridden by the flags given)")
     cl = sub.add_parser("classifier", parents=[common], help="train classifier A, B or C")
