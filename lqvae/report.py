@@ -4,7 +4,8 @@
 contents of ``docs/results/<name>.md`` (as written by ``python -m lqvae.evaluate table``), so the
 numbers in the document are the measured ones. ``{{runs:PREFIX}}`` becomes a table of every
 ``docs/results/PREFIX*.json`` written by ``python -m lqvae.evaluate run --json``, and
-``{{json:FILE:KEY}}`` one number of ``docs/results/FILE.json`` (a benchmark's output). A placeholder whose
+``{{json:FILE:KEY}}`` one number of ``docs/results/FILE.json`` (a benchmark's output), and
+``{{ablation:DATASET}}`` issue 7's ablation table from ``docs/results/ablation/DATASET/`` (``lqvae.ablation``). A placeholder whose
 file is missing becomes a line saying which command produces it; the report never invents a number.
 """
 
@@ -16,7 +17,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PLACEHOLDER = re.compile(r"\{\{((?:runs:|json:[A-Za-z0-9_]+:)?[A-Za-z0-9_]+)\}\}")
+PLACEHOLDER = re.compile(r"\{\{((?:runs:|ablation:|json:[A-Za-z0-9_]+:)?[A-Za-z0-9_]+)\}\}")
 
 
 def _f(v: object) -> str:
@@ -68,6 +69,14 @@ def assemble(template: str, results_dir: Path) -> tuple[str, list[str]]:
                 missing.append(name)
                 return f"_(not measured: no `{key}` in `{file}.json`)_"
             return value
+        if name.startswith("ablation:"):
+            from lqvae.ablation import ablation_table
+
+            table = ablation_table(name[9:], results_dir / "ablation")
+            if table is None:
+                missing.append(name)
+                return f"_Not measured yet: no `ablation/{name[9:]}/` records from `python -m lqvae.ablation run`._"
+            return table
         if name.startswith("runs:"):
             table = runs_table(results_dir, name[5:])
             if table is None:
