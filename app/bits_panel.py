@@ -93,9 +93,10 @@ class BitsPanel(QWidget):
         self.theorem.setFixedWidth(250)
         self.theorem.setToolTip(
             "Theorem 1: a coordinate z ~ N(0, 1) moved by |δz| flips its bit with probability "
-            "p = Φ(η+|δz|) − Φ(η−|δz|); the number of flips among the M bits is then (Poisson-)binomial. "
-            "'Measured' uses this image's actual |δz_i| per dimension; 'paper' uses |δz| = K·ε∞ = 0.1 × ε as "
-            "the paper does, although the bound needs the L2 size of the perturbation.")
+            "p = Φ(η+|δz|) − Φ(η−|δz|). 'Measured' gives each dimension its own p_i from this image's actual "
+            "|δz_i|, so the number of flips is Poisson-binomial; 'bound' uses |δz| ≤ K·‖δ‖₂ with this "
+            "perturbation's L2 size, as the theorem states; 'paper's plug-in' uses |δz| = K·ε∞ = 0.1 × ε as the "
+            "paper does, although the bound needs the L2 size.")
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
         grid.addWidget(QLabel("<b>Clean bits</b>"), 0, 0, Qt.AlignmentFlag.AlignCenter)
@@ -209,27 +210,33 @@ def _get(d: dict, *names, default=None):
 
 
 def theorem_text(t: dict | None, observed: int, m: int) -> str:
-    """The Theorem 1 readout as rich text: prediction from the measured latent shift, the paper's
-    reading (|δz| = K·ε∞), and what happened."""
+    """The Theorem 1 readout as rich text: prediction from the measured per-coordinate latent shift, the
+    theorem's bound with the perturbation's L2 size, the paper's plug-in (|δz| = K·ε∞), and what happened."""
     if not t:
         return "<b>Theorem 1</b><br>no prediction for this result"
     lines = ["<b>Theorem 1</b> — predicted vs observed flips", f"Observed: <b>{observed}</b> of {m} bits flipped"]
     p, exp = _get(t, "p_flip"), _get(t, "expected_flips")
     if p is not None and exp is not None:
-        dz = _get(t, "delta_z", "delta_z_mean")
-        shift = f"mean |δz| = {dz:.3g}" if dz is not None else "measured |δz|"
+        dz, top = _get(t, "delta_z", "delta_z_mean"), _get(t, "delta_z_max")
+        shift = "measured |δz_i| per dimension" if dz is None else (
+            f"measured |δz_i| per dimension (mean {dz:.3g}" + (f", max {top:.3g})" if top is not None else ")"))
         at_least = _get(t, "prob_at_least_observed")
-        lines.append(f"From the {shift}: p = {p:.3g}/bit, expect <b>{exp:.1f}</b> flips; "
+        lines.append(f"From the {shift}: mean p = {p:.3g}/bit, expect <b>{exp:.1f}</b> flips; "
                      f"P(exactly {observed}) = {_prob(_get(t, 'prob_observed'))}"
                      + (f", P(≥ {observed}) = {_prob(at_least)}" if at_least is not None else ""))
+    lp, le = _get(t, "l2_p_flip"), _get(t, "l2_expected_flips")
+    if lp is not None and le is not None:
+        l2, dz = _get(t, "l2", default=0.0), _get(t, "l2_delta_z", default=0.0)
+        lines.append(f"Bound with this perturbation's ‖δ‖₂ = {l2:.3g} (|δz| ≤ K·‖δ‖₂ = {dz:.3g}): expect "
+                     f"{le:.1f} flips, P(exactly {observed}) = {_prob(_get(t, 'l2_prob_observed'))}")
     pp, pe = _get(t, "paper_p_flip"), _get(t, "paper_expected_flips")
     if pp is not None and pe is not None:
         dz = _get(t, "paper_delta_z", default=0.0)
         prob = _get(t, "paper_prob_observed")
         if prob is None and 0 <= observed <= m:
             prob = math.comb(m, observed) * pp ** observed * (1 - pp) ** (m - observed)
-        lines.append(f"Paper's reading (|δz| = K·ε∞ = {dz:.3g}): expect {pe:.2f} flips, "
-                     f"P(exactly {observed}) = {_prob(prob)}")
+        lines.append(f"Paper's plug-in (|δz| = K·ε∞ = {dz:.3g}, an L∞ size in an L2 bound): expect {pe:.2f} "
+                     f"flips, P(exactly {observed}) = {_prob(prob)}")
     if observed >= 0.06 * m:
         lines.append("<span style='color:#c62828'>≥ 6 % of the bits flipped; the paper's Figure 3 has ~90 % of "
                      "adversaries below that.</span>")

@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFormLayout, QHBoxLayout, QLabel, QRadioButton, QSpinBox,
                                QWidget)
 
-from app.state import CLASSIFIER_DEFENSES, DEFENSEGAN_SEARCH, PURIFIER_LABELS, AppState, classifier_name
+from app.state import CLASSIFIER_DEFENSES, DEFENSEGAN_SEARCH, PURIFIER_LABELS, AppState, classifier_name, purifier_order
 
 __all__ = ["PURIFIER_LABELS", "DefensePanel"]
 
@@ -22,6 +22,12 @@ PURIFIER_TIPS = {
              "them before the classifier sees it.",
     "lqvae_robust": "Beyond the paper: this dataset's LQ-VAE fine-tuned two more epochs on inputs with uniform "
                     "noise (±0.3); no adversarial example was used.",
+    "lqvae_adv": "Beyond the paper, and not the paper's method: this dataset's LQ-VAE robust fine-tuned further "
+                 "on adversarial examples (half of each batch: PGD-3 at ε∞ = 0.3 against classifier A, and end to "
+                 "end through purifier + classifier A with BPDA), a quarter ±0.3 noise and a quarter clean images, "
+                 "with clean reconstruction targets and a term keeping the clean image's bits. Trained on "
+                 "adversarial examples (as in the paper's remark on fine-tuning with Madry adversaries), so it is "
+                 "labelled apart; adaptive BPDA PGD still breaks it.",
     "vae": "Ablation: the same network trained without quantization, so the decoder sees the continuous μ. Shows "
            "what the bits add; it has no bit code.",
     "defensegan": "Defense-GAN (Samangouei et al.): replaces the image by the nearest output G(z) of a GAN, found by "
@@ -114,7 +120,7 @@ class DefensePanel(QWidget):
     def _fill(self) -> None:
         info, base = self.state.engine, self.state.models.base
         hardened = [k for k in CLASSIFIER_DEFENSES if info is not None and classifier_name(base, k) in info.classifiers]
-        entries: list[Entry] = [(None, None)] + [(p, None) for p in (info.purifiers if info else [])]
+        entries: list[Entry] = [(None, None)] + [(p, None) for p in purifier_order(info.purifiers if info else [])]
         entries += [(None, k) for k in hardened]
         if self._filled_for and self._filled_for[0] is info and self._filled_for[1:] == (base, entries):
             return  # unchanged: never refill the combo from inside its own signal

@@ -89,6 +89,9 @@ class HonestyPanel(QWidget):
         c = paper_claims.claim(m.dataset, m.classifier, d.purifier, a.attack, a.threat, a.substitute)
         rows.append(f"Paper claims: <b>{c[0]:.2f} %</b> <span style='color:#52606d'>({c[1]})</span>" if c else
                     "Paper claims: <i>no number for this setting</i>")
+        note = paper_claims.comparison_note(d.purifier)
+        if c and note:
+            rows.append(f"<span style='color:#7a4b00'>{defense_label(m, d)}: {note}.</span>")
         if d.purifier and a.threat == "whitebox":
             rows.append("<span style='color:#7a4b00'>White-box on the classifier is not an attack on the defense; "
                         "choose BPDA for the adaptive one.</span>")

@@ -56,6 +56,12 @@ BPDA = {"mnist": {"lqvae": 83.70, "defensegan": 55.17}, "fashion_mnist": {"lqvae
 FIGURE3 = "about 90 % of C&W adversaries on MNIST flip fewer than 6 % of the 64 bits (Figure 3)"
 THEOREM1 = "P(6 of 64 bits flip) = 1.177e-3 for |δz| = K·|δ| = 0.1 × 0.3 (Theorem 1)"
 
+# our fine-tunes of the LQ-VAE: compared against the paper's LQ-VAE column, with how each differs from it
+LQVAE_VARIANTS = {
+    "lqvae_robust": "fine-tuned on uniform noise, no adversarial example",
+    "lqvae_adv": "trained on adversarial examples, unlike the paper's LQ-VAE, so not the paper's method",
+}
+
 
 def defense_column(purifier: str | None, classifier: str) -> str | None:
     """Which paper column the app's selection corresponds to (None: the paper has no such column)."""
@@ -65,9 +71,16 @@ def defense_column(purifier: str | None, classifier: str) -> str | None:
         return "advtr"
     if purifier is None:
         return "none"
-    if purifier.startswith("lqvae"):
-        return "lqvae"  # lqvae_robust is compared against the paper's LQ-VAE claim
+    if purifier == "lqvae" or purifier in LQVAE_VARIANTS:
+        return "lqvae"  # the variants are compared against the paper's LQ-VAE claim (see comparison_note)
     return purifier if purifier in COLUMNS else None
+
+
+def comparison_note(purifier: str | None) -> str | None:
+    """What the paper's number is for when the selection is not the paper's own defense (None: it is)."""
+    if purifier not in LQVAE_VARIANTS:
+        return None
+    return f"compared against the paper's LQ-VAE claim; this purifier is {LQVAE_VARIANTS[purifier]}"
 
 
 def claim(dataset: str, classifier: str, purifier: str | None, attack: str, threat: str,

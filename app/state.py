@@ -40,12 +40,20 @@ ITERATIVE = {"bim": 10, "pgd": 40, "deepfool": 50, "deepfool_linf": 50, "cw": 10
 SLOW_ATTACKS = ("cw", "boundary")
 UNTARGETED_ONLY = ("deepfool", "deepfool_linf")
 
-PURIFIER_LABELS = {"lqvae": "LQ-VAE (paper)", "lqvae_robust": "LQ-VAE robust", "vae": "VAE (no quantization)",
+# in the Defense box's order: the paper's LQ-VAE, our fine-tunes of it, then the baselines (see purifier_order)
+PURIFIER_LABELS = {"lqvae": "LQ-VAE (paper)", "lqvae_robust": "LQ-VAE robust",
+                   "lqvae_adv": "LQ-VAE adversarially fine-tuned", "vae": "VAE (no quantization)",
                    "defensegan": "Defense-GAN"}
 # classifier-side defenses: checkpoint classifier_<base>_<key> beside the plain classifier_<base>
 CLASSIFIER_DEFENSES = {"madry": "Madry adversarial training", "advtr": "FGSM adversarial training (Adv Tr)"}
 # Defense-GAN's latent search, (L gradient steps, R random restarts): lqvae's DefenseGAN.LIVE and the authors'
 DEFENSEGAN_SEARCH = {"live": (50, 2), "paper": (200, 10)}
+
+
+def purifier_order(names) -> list[str]:
+    """Purifier names in PURIFIER_LABELS order, names it does not know after them alphabetically."""
+    known = list(PURIFIER_LABELS)
+    return sorted(names, key=lambda n: (known.index(n), "") if n in known else (len(known), n))
 
 
 def split_classifier(name: str) -> tuple[str, str | None]:

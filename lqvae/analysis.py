@@ -4,7 +4,8 @@
 the adversarial image with the LQ-VAE, classifies all of them and returns an :class:`Analysis` of
 plain numpy arrays and numbers, ready to draw. Bits are always the deterministic codes H(mu), so the
 Hamming distance compares like with like in both purification modes; Theorem 1's prediction is
-made from the measured latent shift |mu_adv - mu| and set beside the observed flips.
+made from the measured per-coordinate latent shift |mu_adv_i - mu_i| and from the perturbation's
+L2 size (the theorem's bound), and set beside the observed flips.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from torch import Tensor, nn
 from lqvae.attacks import AttackSpec, run_attack
 from lqvae.device import resolve_device
 from lqvae.models import LQVAE
-from lqvae.theory import flip_probability, prob_at_least_k_flips, prob_k_flips
+from lqvae.theory import flip_probability, poisson_binomial_pmf, prob_k_flips
 
 ANALYZE_MODES = ("deterministic", "stochastic")
 
@@ -78,24 +79,39 @@ def as_image_batch(image: np.ndarray | Tensor) -> Tensor:
     return x
 
 
-def theorem1_prediction(mu: Tensor, mu_adv: Tensor, observed: int, *, eta: float,
+def theorem1_prediction(mu: Tensor, mu_adv: Tensor, observed: int, *, eta: float, l2: float | None = None,
                         linf: float | None = None, lipschitz_target: float | None = None) -> dict[str, Any]:
     """Theorem 1 from the measured per-coordinate shift, beside the observed flip count.
+
+    Each coordinate gets its own flip probability p_i = p(eta, |mu_adv_i - mu_i|), so the predicted
+    count is Poisson-binomial (``p_flip`` is the mean p_i). With ``l2`` and ``lipschitz_target``, also
+    the theorem's bound |delta_z| <= K * ||delta||_2 for this perturbation (``l2_*``); with ``linf``,
+    the paper's plug-in |delta_z| = K * ||delta||_inf (``paper_*``), an L-inf size in an L2 bound.
 
     Args:
         mu, mu_adv: (M,) latent means of the clean and adversarial image.
         observed: bits that actually flipped.
         eta: quantization threshold.
-        linf, lipschitz_target: when given, also the paper's reading |delta_z| = K * ||delta||_inf.
+        l2, linf: the perturbation's L2 and L-inf size.
+        lipschitz_target: K, the encoder's Lipschitz constant the theorem assumes.
     """
-    m = int(mu.numel())
-    delta_z = float((mu_adv - mu).abs().mean())
-    p = flip_probability(delta_z, eta)
+    shift = (mu_adv - mu).abs().reshape(-1).double()  # (M,) measured |delta_z_i|
+    m = int(shift.numel())
+    ps = [flip_probability(float(d), eta) for d in shift]
+    pmf = poisson_binomial_pmf(ps)
+    k = int(observed)
     out: dict[str, Any] = {
-        "delta_z": delta_z, "p_flip": p, "expected_flips": m * p,
-        "prob_observed": prob_k_flips(observed, m, p), "prob_at_least_observed": prob_at_least_k_flips(observed, m, p),
-        "observed_flips": int(observed), "latent_dim": m,
+        "delta_z": float(shift.mean()), "delta_z_max": float(shift.max()), "p_flip": sum(ps) / m,
+        "expected_flips": sum(ps), "prob_observed": pmf[k] if 0 <= k <= m else 0.0,
+        "prob_at_least_observed": min(1.0, sum(pmf[max(k, 0):])), "observed_flips": k, "latent_dim": m, "eta": eta,
     }
+    if lipschitz_target is not None:
+        out["lipschitz_target"] = lipschitz_target
+    if l2 is not None and lipschitz_target is not None:
+        dz = lipschitz_target * l2
+        p = flip_probability(dz, eta)
+        out.update(l2=l2, l2_delta_z=dz, l2_p_flip=p, l2_expected_flips=m * p,
+                   l2_prob_observed=prob_k_flips(k, m, p) if 0 <= k <= m else 0.0)
     if linf is not None and lipschitz_target is not None:
         pz = flip_probability(lipschitz_target * linf, eta)
         out.update(paper_delta_z=lipschitz_target * linf, paper_p_flip=pz, paper_expected_flips=m * pz)
@@ -196,7 +212,7 @@ def _purify_into(res: Analysis, purifier: nn.Module, classifier: nn.Module, x: T
     if per_draw is not None:
         res.stochastic_probs = per_draw[:, 1].cpu().numpy()
     cfg = getattr(purifier, "cfg", None)
-    res.theorem1 = theorem1_prediction(mu[0], mu[1], res.hamming, eta=cfg.eta if cfg else 0.67449,
+    res.theorem1 = theorem1_prediction(mu[0], mu[1], res.hamming, eta=cfg.eta if cfg else 0.67449, l2=res.l2,
                                        linf=res.linf, lipschitz_target=cfg.lipschitz_target if cfg else None)
 
 

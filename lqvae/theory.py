@@ -10,6 +10,7 @@ a 28x28 image); ``predicted_flips`` takes whichever |delta_z| the caller measure
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from lqvae.config import ETA_MEDIAN
 
@@ -33,6 +34,22 @@ def prob_k_flips(k: int, m: int, p: float) -> float:
 
 def prob_at_least_k_flips(k: int, m: int, p: float) -> float:
     return sum(prob_k_flips(j, m, p) for j in range(max(k, 0), m + 1))
+
+
+def poisson_binomial_pmf(ps: Sequence[float]) -> list[float]:
+    """P(exactly k flips) for k = 0..M when bit i flips independently with probability ``ps[i]``.
+
+    Theorem 1 with a measured shift per coordinate: each bit has its own p_i, so the count is
+    Poisson-binomial rather than Binomial(M, p).
+    """
+    pmf = [1.0]
+    for p in ps:
+        nxt = [0.0] * (len(pmf) + 1)
+        for k, q in enumerate(pmf):
+            nxt[k] += q * (1.0 - p)
+            nxt[k + 1] += q * p
+        pmf = nxt
+    return pmf
 
 
 def predicted_flips(lipschitz: float, delta: float, m: int = 64, eta: float = ETA_MEDIAN) -> dict[str, float]:

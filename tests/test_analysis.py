@@ -17,6 +17,7 @@ from lqvae.checkpoint import save_checkpoint
 from lqvae.config import ClassifierConfig, LQVAEConfig
 from lqvae.evaluation import bit_flip_stats, build_table, evaluate_batch, table_jobs
 from lqvae.models import LQVAE, Classifier
+from lqvae.theory import flip_probability
 
 RUN_KEYS = {"dataset", "classifier", "defense", "attack", "threat", "n", "clean_accuracy", "attacked_accuracy",
             "attack_failures", "mean_linf", "mean_l2", "seconds", "bits", "theorem1"}
@@ -64,6 +65,7 @@ def test_analyze_deterministic_with_attack(models, image):
     assert t["observed_flips"] == a.hamming and 0 <= t["p_flip"] <= 1 and 0 <= t["prob_observed"] <= 1
     assert t["delta_z"] == pytest.approx(float(np.abs(a.z_adversarial - a.z_original).mean()), rel=1e-5)
     assert t["paper_delta_z"] == pytest.approx(0.1 * a.linf)
+    assert t["l2"] == a.l2 and t["l2_delta_z"] == pytest.approx(0.1 * a.l2)  # the bound with this δ's L2 size
     assert lq.quantizer.grad_mode == "none"
 
 
@@ -88,6 +90,20 @@ def test_analyze_rejects_bad_input(models):
 def test_theorem1_prediction_zero_shift_predicts_no_flips():
     t = theorem1_prediction(torch.zeros(64), torch.zeros(64), 0, eta=0.67449)
     assert t["p_flip"] == 0 and t["expected_flips"] == 0 and t["prob_observed"] == 1
+
+
+def test_theorem1_prediction_uses_each_coordinates_shift_and_the_l2_size():
+    eta = 0.67449
+    mu, mu_adv = torch.zeros(64), torch.zeros(64)
+    mu_adv[:4] = 3.0  # four coordinates moved far, sixty not at all: mean shift 0.1875
+    t = theorem1_prediction(mu, mu_adv, 4, eta=eta, l2=5.0, linf=0.3, lipschitz_target=0.1)
+    p_far = flip_probability(3.0, eta)
+    assert t["delta_z"] == pytest.approx(0.1875) and t["delta_z_max"] == pytest.approx(3.0)
+    assert t["expected_flips"] == pytest.approx(4 * p_far)  # not 64 * p(mean shift) ≈ 7.6
+    assert t["prob_observed"] == pytest.approx(p_far ** 4) and t["prob_at_least_observed"] == pytest.approx(p_far ** 4)
+    assert t["l2_delta_z"] == pytest.approx(0.5)  # K * ||delta||_2
+    assert t["l2_expected_flips"] == pytest.approx(64 * flip_probability(0.5, eta))
+    assert t["paper_delta_z"] == pytest.approx(0.03)  # K * eps_inf, kept only as the paper's plug-in
 
 
 def test_bit_flip_stats():

@@ -134,6 +134,51 @@ def test_a_missing_purifier_falls_back_to_the_lqvae_not_the_first_name(qtbot):
     assert state.defense.purifier == "lqvae"
 
 
+ADV_LABEL = "LQ-VAE adversarially fine-tuned"
+
+
+def test_purifiers_are_ordered_paper_then_ours_then_baselines():
+    from app.state import purifier_order
+
+    names = ["defensegan", "lqvae", "lqvae_adv", "lqvae_robust", "my_purifier", "vae"]
+    assert purifier_order(names) == ["lqvae", "lqvae_robust", "lqvae_adv", "vae", "defensegan", "my_purifier"]
+
+
+def test_an_adversarially_fine_tuned_lqvae_on_disk_is_listed_labelled_apart_and_compared_to_the_paper(
+        qtbot, tmp_path, monkeypatch, app_env):
+    from app import engine_adapter, paper_claims
+    from app.defense_panel import DefensePanel
+    from app.honesty_panel import HonestyPanel
+
+    shutil.copytree(app_env["LQVAE_CHECKPOINTS"], tmp_path / "ckpt")
+    folder = tmp_path / "ckpt" / "mnist"
+    for name in ("lqvae_adv", "lqvae_robust"):  # same kind and architecture as the paper's LQ-VAE: a copy will do
+        shutil.copy(folder / "lqvae.safetensors", folder / f"{name}.safetensors")
+    monkeypatch.setenv("LQVAE_CHECKPOINTS", str(tmp_path / "ckpt"))
+    info = engine_adapter.boot("mnist")
+    assert info.purifier_kinds["lqvae_adv"] == "lqvae"
+    state = AppState()
+    defense, honesty = DefensePanel(state), HonestyPanel(state)
+    for w in (defense, honesty):
+        qtbot.addWidget(w)
+    state.set_engine_info(info)
+    assert texts(defense.purifier) == ["none (classifier alone)", "LQ-VAE (paper)", "LQ-VAE robust", ADV_LABEL]
+    choose(defense.purifier, ADV_LABEL)
+    assert state.defense.purifier == "lqvae_adv" and defense.sto.isEnabled()  # an LQ-VAE: it has bits and σ
+    tip = defense.purifier.itemData(defense.purifier.currentIndex(), Qt.ItemDataRole.ToolTipRole)
+    assert "not the paper's method" in tip and "Trained on adversarial examples" in tip
+    assert "adaptive BPDA PGD still breaks it" in tip
+    state.set_attack(attack="fgsm", threat="whitebox", eps_linf=0.3, enabled=True)
+    text = honesty.text.text()
+    assert ADV_LABEL in text and "Paper claims: <b>89.17 %</b>" in text  # Table 2, the paper's LQ-VAE column
+    assert f"{ADV_LABEL}: compared against the paper's LQ-VAE claim" in text and "trained on adversarial" in text
+    state.set_attack(threat="bpda")
+    assert "Paper claims: <b>83.70 %</b>" in honesty.text.text()  # Table 7's LQ-VAE
+    assert paper_claims.defense_column("lqvae_adv", "A") == "lqvae"
+    choose(defense.purifier, "LQ-VAE (paper)")
+    assert "compared against" not in honesty.text.text()  # the paper's own defense needs no such note
+
+
 # ----------------------------------------------------------------------------- the engine through the adapter
 @pytest.fixture
 def shipped(monkeypatch):
