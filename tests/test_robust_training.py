@@ -158,3 +158,27 @@ def test_train_cli_adversarial_inputs_need_a_classifier_and_record_the_recipe(tm
     assert ck.config.code_weight == 1.0
     recipe = ck.metadata["args"] if isinstance(ck.metadata["args"], dict) else json.loads(ck.metadata["args"])
     assert recipe["adv_inputs"] == "classifier,pipeline" and recipe["adv_steps"] == 2
+
+
+# ----------------------------------------------------------------------------- Jacobian (random projection)
+
+
+def test_random_projection_penalty_measures_the_jacobian_along_a_random_unit_direction():
+    from lqvae.losses import gradient_penalty
+
+    cfg = LQVAEConfig.mnist(latent_dim=8, penalty_target="random_projection", lipschitz_target=0.05)
+    enc = LQVAE(cfg, with_h=False).encoder.double()
+    x = torch.rand(3, 1, 28, 28, dtype=torch.float64)
+    torch.manual_seed(7)
+    pen, norms, mu, _ = gradient_penalty(enc, x, cfg)
+    torch.manual_seed(7)
+    v = torch.randn(3, 8, dtype=torch.float64)  # the draw the penalty made after its forward pass
+    v = v / v.norm(dim=1, keepdim=True)
+    rows = []
+    for i in range(3):  # the full Jacobian of image i, then its transpose applied to v_i
+        jac = torch.autograd.functional.jacobian(lambda im: enc(im.unsqueeze(0))[0][0], x[i])  # (8, 1, 28, 28)
+        rows.append(torch.einsum("m,mchw->chw", v[i], jac).norm())
+    assert torch.allclose(norms, torch.stack(rows), rtol=1e-6)
+    assert torch.isclose(pen, ((norms - 0.05) ** 2).mean())
+    (g,) = torch.autograd.grad(pen, [enc.mu.weight])
+    assert g.abs().sum() > 0  # double backward reaches the encoder
