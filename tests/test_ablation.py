@@ -35,9 +35,10 @@ def test_table_reads_records_orders_variants_and_leaves_gaps(tmp_path):
     assert b[1] == "97.15 <sub>n=10000</sub>"  # clean purified from the first cell that has it
     assert b[2] == "70.00 <sub>n=10000</sub>" and b[3] == "—"  # grey-box PGD not measured: a gap, not a number
     assert b[1 + len(CELLS)] == "3.00 <sub>n=100</sub> (stoch. 5.00)"
+    assert b[2 + len(CELLS)] == "≤ 3.00 (BPDA+EOT PGD-100)"  # the strongest end-to-end attack measured
     assert b[-2] == "7.2" or b[-2] == "7.3"
     assert b[-1] == "10 min, 2 ep. on top of `lqvae`"
-    assert rows[3].startswith("| `a_variant` |") and rows[3].count("—") == len(CELLS) + 3
+    assert rows[3].startswith("| `a_variant` |") and rows[3].count("—") == len(CELLS) + 4
     assert ablation_table("fashion_mnist", root) is None
     text, missing = assemble("{{ablation:mnist}}\n{{ablation:fashion_mnist}}", tmp_path)
     assert "`b_variant`: noise" in text and missing == ["ablation:fashion_mnist"]
