@@ -8,6 +8,9 @@ Two formats, both written by ``python -m lqvae.evaluate``:
   whose cells are turned into the same records (row ``fgsm/A`` or ``A/B`` or the dataset, column
   ``no_defense``/``lqvae``/``defensegan``/``madry``/``adv_tr``).
 
+An ablation record (``python -m lqvae.ablation run``) names its variant in ``defense`` and, when that
+run was shipped, the checkpoint name in ``shipped_as``, which is what the app's selection matches.
+
 Every record is normalised to ``dataset, classifier, defense, attack, threat, substitute, eps, n,
 clean_accuracy, attacked_accuracy, bits, _file``. Files that are not valid JSON are reported.
 """
@@ -40,7 +43,7 @@ def _record(rec: dict[str, Any], **override: Any) -> dict[str, Any]:
     params = rec.get("params") or {}
     out = {
         "dataset": rec.get("dataset"), "classifier": str(rec.get("classifier", "A")),
-        "defense": rec.get("defense") or "none", "attack": rec.get("attack", params.get("attack")),
+        "defense": rec.get("shipped_as") or rec.get("defense") or "none", "attack": rec.get("attack", params.get("attack")),
         "threat": rec.get("threat", params.get("threat", "whitebox")), "substitute": rec.get("substitute"),
         "eps": rec.get("eps", params.get("eps")), "n": rec.get("n"), "clean_accuracy": rec.get("clean_accuracy"),
         "attacked_accuracy": rec.get("attacked_accuracy"), "bits": rec.get("bits"),

@@ -99,8 +99,11 @@ def _greybox_adversarials(cell: Cell, dataset: str, classifier_name: str, classi
 
 def run_cells(dataset: str, variant: str, purifier_path: Path, *, cells: list[Cell], classifier_name: str = "A",
               data_dir: str | None = None, device: torch.device | None = None, out: Path = RESULTS,
-              description: str = "", quiet: bool = False) -> dict[str, dict[str, Any]]:
-    """Measure one purifier checkpoint under ``cells``; write and return the records by cell key."""
+              description: str = "", quiet: bool = False, shipped_as: str | None = None) -> dict[str, dict[str, Any]]:
+    """Measure one purifier checkpoint under ``cells``; write and return the records by cell key.
+
+    ``shipped_as`` names the checkpoint in ``checkpoints/<dataset>/`` this run file was shipped as (the
+    app's honesty panel finds the records by that name)."""
     device = device or torch.device("cpu")
     ck = load_checkpoint(purifier_path, kind="lqvae", device=device)
     purifier: LQVAE = ck.model  # type: ignore[assignment]
@@ -112,7 +115,8 @@ def run_cells(dataset: str, variant: str, purifier_path: Path, *, cells: list[Ce
     meta = read_metadata(purifier_path)
     info = {"variant": variant, "dataset": dataset, "description": description, "checkpoint": str(purifier_path),
             "sha256": file_sha256(purifier_path), "command": meta.get("command", ""), "epochs": meta.get("epochs"),
-            "seed": meta.get("seed"), "wall_s": meta.get("wall_s"), "config": ck.model.cfg.to_dict()}
+            "seed": meta.get("seed"), "wall_s": meta.get("wall_s"), "config": ck.model.cfg.to_dict(),
+            "shipped_as": shipped_as}
     _write_json(folder / "variant.json", info)
     records: dict[str, dict[str, Any]] = {}
     n_max = max(c.n for c in cells)
@@ -132,7 +136,8 @@ def run_cells(dataset: str, variant: str, purifier_path: Path, *, cells: list[Ce
                 bar.close()
         result = subset_result(result, cell.n)
         rec: dict[str, Any] = {"dataset": dataset, "classifier": classifier_name, "defense": variant,
-                               "attack": cell.attack, "threat": cell.threat, "preset": "paper", "cell": cell.key,
+                               "shipped_as": shipped_as, "attack": cell.attack, "threat": cell.threat, "preset": "paper",
+                               "cell": cell.key,
                                "params": result.params, "attack_seconds": round(result.seconds, 3)}
         rec.update(score(result, images, labels, classifier=classifier, purifier=purifier,
                          stochastic=cell.threat == "bpda_eot", lipschitz=measured_lipschitz(purifier, images),
@@ -222,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--description", default="", help="one line for the table")
     r.add_argument("--cells", default=",".join(CELL_KEYS), help=f"comma-separated subset of {', '.join(CELL_KEYS)}")
     r.add_argument("--n", action="append", default=[], metavar="CELL=N", help="override a cell's n (repeatable)")
+    r.add_argument("--shipped-as", default=None, help="the checkpoint name this file was shipped as (e.g. lqvae_adv)")
     r.add_argument("--classifier", default="A")
     r.add_argument("--data-dir", default=None)
     r.add_argument("--out", default=str(RESULTS))
@@ -255,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(a.purifier).is_file():
         raise SystemExit(f"no purifier checkpoint {a.purifier}")
     run_cells(a.dataset, a.variant, Path(a.purifier), cells=cells, classifier_name=a.classifier, data_dir=a.data_dir,
-              device=resolve_device(a.device), out=Path(a.out), description=a.description, quiet=a.quiet)
+              device=resolve_device(a.device), out=Path(a.out), description=a.description, quiet=a.quiet,
+              shipped_as=a.shipped_as)
     return 0
 
 

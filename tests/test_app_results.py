@@ -83,3 +83,17 @@ def test_honesty_panel_shows_measured_beside_claimed(qtbot, window, tmp_path, mo
     assert "47.0 %" in text and "89.17 %" in text and "n = 100" in text
     s.set_attack(attack="bim")
     assert "not measured yet" in window.honesty.text.text()
+
+
+def test_ablation_records_are_found_under_the_name_they_were_shipped_as(tmp_path):
+    folder = tmp_path / "ablation" / "mnist" / "adv_mix_code1"
+    folder.mkdir(parents=True)
+    rec = {"dataset": "mnist", "classifier": "A", "defense": "adv_mix_code1", "shipped_as": "lqvae_adv",
+           "attack": "fgsm", "threat": "bpda", "preset": "paper", "params": {"eps": 0.3}, **score(87.6)}
+    (folder / "fgsm_bpda.json").write_text(json.dumps(rec))
+    unshipped = dict(rec, defense="adv_mix", shipped_as=None, attacked_accuracy=80.0)
+    (tmp_path / "ablation" / "mnist" / "other.json").write_text(json.dumps(unshipped))
+    res = load_results(tmp_path)
+    hits = matching(res, dataset="mnist", classifier="A", purifier="lqvae_adv", attack="fgsm", threat="bpda", eps=0.3)
+    assert [h["attacked_accuracy"] for h in hits] == [87.6]  # the unshipped variant is not passed off as it
+    assert matching(res, dataset="mnist", classifier="A", purifier="adv_mix", attack="fgsm", threat="bpda")
