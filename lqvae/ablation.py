@@ -173,7 +173,9 @@ def _minutes(info: dict[str, Any]) -> str:
         return "—"
     words = str(info.get("command", "")).split()
     if "--init" in words[:-1]:
-        text += f" on top of `{Path(words[words.index('--init') + 1]).stem}`"
+        init = Path(words[words.index("--init") + 1])
+        name = init.stem if "checkpoints" in init.parts else f"{init.parent.name}/{init.stem}"  # shipped, or a run
+        text += f" on top of `{name}`"
     return text
 
 

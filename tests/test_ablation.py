@@ -21,7 +21,7 @@ def _write(folder: Path, name: str, data: dict) -> None:
 def test_table_reads_records_orders_variants_and_leaves_gaps(tmp_path):
     root = tmp_path / "ablation"
     _write(root / "mnist" / "b_variant", "variant.json",
-           {"description": "noise", "wall_s": "600", "epochs": 2, "command": "python -m lqvae.train lqvae --init x/lqvae.safetensors"})
+           {"description": "noise", "wall_s": "600", "epochs": 2, "command": "python -m lqvae.train lqvae --init checkpoints/mnist/lqvae.safetensors"})
     _write(root / "mnist" / "b_variant", "fgsm_greybox.json",
            {"n": 10000, "attacked_accuracy": 70.0, "clean_accuracy_defended": 97.15, "bits": {"mean_flips": 7.25}})
     _write(root / "mnist" / "b_variant", "pgd_eot.json",
