@@ -15,7 +15,6 @@ for a cell not measured, never a typed number.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from dataclasses import dataclass
@@ -29,8 +28,8 @@ from lqvae.attacks import AttackResult, AttackSpec, run_attack
 from lqvae.checkpoint import atomic_write, load_checkpoint, read_metadata
 from lqvae.data import DATASETS
 from lqvae.device import DEVICE_CHOICES, resolve_device
-from lqvae.evaluation import (_Bar, _write_json, default_batch_size, load_classifier, load_images, measured_lipschitz,
-                              predictions, score, subset_result)
+from lqvae.evaluation import (_Bar, _write_json, default_batch_size, file_sha256, load_classifier, load_images,
+                              measured_lipschitz, predictions, score, subset_result)
 from lqvae.models import LQVAE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,14 +63,6 @@ CELLS: tuple[Cell, ...] = (
     Cell("pgd_eot", "BPDA+EOT PGD-100", "pgd", "bpda_eot", 100),
 )
 CELL_KEYS = tuple(c.key for c in CELLS)
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _greybox_adversarials(cell: Cell, dataset: str, classifier_name: str, classifier_path: Path, images: torch.Tensor,

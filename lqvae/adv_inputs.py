@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lqvae.models import LQVAE
+from lqvae.models import LQVAE, Defended
 
 ADV_SOURCES = ("classifier", "pipeline")
 
@@ -84,15 +84,6 @@ class AdvInputs:
         return cls(sources=sources, **kwargs)  # type: ignore[arg-type]
 
 
-class _Pipeline(nn.Module):
-    def __init__(self, purifier: LQVAE, classifier: nn.Module) -> None:
-        super().__init__()
-        self.purifier, self.classifier = purifier, classifier
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.classifier(self.purifier(x))
-
-
 def adversarial_rows(purifier: LQVAE, classifier: nn.Module, x: Tensor, y: Tensor, *, source: str,
                      eps: float, steps: int) -> Tensor:
     """Attack examples of one source; the purifier's grad mode is restored afterwards (BPDA during the attack)."""
@@ -103,7 +94,7 @@ def adversarial_rows(purifier: LQVAE, classifier: nn.Module, x: Tensor, y: Tenso
     previous = purifier.quantizer.grad_mode
     purifier.set_grad_mode("bpda")
     try:
-        return linf_attack(_Pipeline(purifier, classifier), x, y, eps=eps, steps=steps)
+        return linf_attack(Defended(purifier, classifier), x, y, eps=eps, steps=steps)
     finally:
         purifier.set_grad_mode(previous)
 
@@ -148,12 +139,13 @@ def quick_robustness(purifier: LQVAE, classifier: nn.Module, x: Tensor, y: Tenso
     """Per-epoch progress figures on a few test images (FGSM only; the evaluation CLI gives the real ones):
     grey-box FGSM (on the classifier, then purified) and BPDA FGSM (end to end), accuracy in percent."""
     grey = bpda = 0
+    defended = Defended(purifier, classifier)
     for i in range(0, len(x), batch_size):
         xb, yb = x[i:i + batch_size], y[i:i + batch_size]
         adv = adversarial_rows(purifier, classifier, xb, yb, source="classifier", eps=eps, steps=1)
-        grey += int((_predict(lambda a: classifier(purifier(a)), adv) == yb).sum())
+        grey += int((_predict(defended, adv) == yb).sum())
         adv = adversarial_rows(purifier, classifier, xb, yb, source="pipeline", eps=eps, steps=1)
-        bpda += int((_predict(lambda a: classifier(purifier(a)), adv) == yb).sum())
+        bpda += int((_predict(defended, adv) == yb).sum())
     n = max(1, len(x))
     return {f"greybox_fgsm_{len(x)}": 100.0 * grey / n, f"bpda_fgsm_{len(x)}": 100.0 * bpda / n}
 

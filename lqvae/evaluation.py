@@ -214,6 +214,15 @@ def subset_result(result: AttackResult, k: int) -> AttackResult:
                                messages=result.messages[:k])
 
 
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's content, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def measured_lipschitz(purifier: nn.Module | None, images: Tensor) -> float | None:
     """Median ||grad_x sum_j mu_j(x)||_2 over a few clean images (the quantity the penalty targets)."""
     if not isinstance(purifier, LQVAE) or not len(images):
@@ -576,11 +585,7 @@ class _Models:
     def digest(self, path: Path) -> str:
         """SHA-256 (first 16 hex digits) of the file: a clone, a copy or a touch keeps cached runs valid."""
         if path not in self._digests:
-            h = hashlib.sha256()
-            with open(path, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(block)
-            self._digests[path] = h.hexdigest()[:16]
+            self._digests[path] = file_sha256(path)[:16]
         return self._digests[path]
 
 
