@@ -35,6 +35,7 @@ class Controller(QObject):
         self.models_ready = False
         self._boot_generation = 0
         self._load_generation = 0
+        self._open_generation = 0  # the newest file request wins, whichever decode finishes first
         self._loaded_key: tuple | None = None
         self._quiet_load = False
         self._analysis: Worker | None = None
@@ -111,6 +112,9 @@ class Controller(QObject):
         s.set_engine_info(info)
         if info.engine_note:
             s.notify(info.engine_note, "info")
+        if info.checkpoint_errors:
+            refused = "; ".join(f"{name} ({why})" for name, why in info.checkpoint_errors.items())
+            s.notify(f"Refused in {info.checkpoint_dir} (every other model works): {refused}", "warning")
         if not info.classifiers:
             s.notify(f"No classifier checkpoints for {info.dataset} in {info.checkpoint_dir}: the app cannot classify "
                      "until they are trained (python -m lqvae.train classifier --arch A ...; "
@@ -312,10 +316,20 @@ class Controller(QObject):
 
     # ------------------------------------------------------------------ files
     def open_file(self, path: str) -> None:
-        self._start(load_image, path, name="open", on_done=self.state.fileLoaded.emit,
-                    on_failed=self._on_open_failed)
+        """Decode ``path`` on a worker. Two files dropped in quick succession decode in parallel; only the
+        newest request's outcome (image or refusal) reaches the state, the older one is dropped."""
+        self._open_generation += 1
+        gen = self._open_generation
+        self._start(load_image, path, name="open", on_done=lambda loaded, g=gen: self._on_opened(loaded, g),
+                    on_failed=lambda message, tb, g=gen: self._on_open_failed(message, tb, g))
 
-    def _on_open_failed(self, message: str, tb: str) -> None:
+    def _on_opened(self, loaded: Any, gen: int) -> None:
+        if gen == self._open_generation:
+            self.state.fileLoaded.emit(loaded)
+
+    def _on_open_failed(self, message: str, tb: str, gen: int | None = None) -> None:
+        if gen is not None and gen != self._open_generation:
+            return  # an older request failed after a newer one was made: nothing to say about it
         self.state.fileFailed.emit(message)
         self.state.notify(f"Could not open the image: {message}. The previous image is kept.", "error")
 

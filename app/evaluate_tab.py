@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, Q
 
 from app.state import (ATTACK_LABELS, CLASSIFIER_DEFENSES, DEFENSEGAN_SEARCH, L2_ATTACKS, PURIFIER_LABELS,
                        THREAT_LABELS, AppState)
+from app.widgets import plain
 
 EVAL_ATTACKS = ("fgsm", "bim", "pgd", "deepfool", "cw")
 COLUMNS = (("attack", "Attack"), ("eps", "ε"), ("n", "n"), ("clean_accuracy", "Clean %"),
@@ -225,7 +226,7 @@ class EvaluateTab(QWidget):
     def _on_failed(self, message: str) -> None:
         self.run.setEnabled(True)
         self.cancel.setEnabled(False)
-        self.note.setText(f"<span style='color:#c62828'>Evaluation stopped: {message}</span>")
+        self.note.setText(f"<span style='color:#c62828'>Evaluation stopped: {plain(message)}</span>")
 
     def show_rows(self, rows: list[dict]) -> None:
         self.run.setEnabled(True)
@@ -278,6 +279,6 @@ class EvaluateTab(QWidget):
         if not path:
             return None
         if not self.grab().save(path, "PNG"):
-            self.note.setText(f"<span style='color:#c62828'>Could not write {path}</span>")
+            self.note.setText(f"<span style='color:#c62828'>Could not write {plain(path)}</span>")
             return None
         return Path(path)

@@ -7,6 +7,8 @@ overridden; toggling it re-frames the same decoded image.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QFileDialog, QLabel, QPushButton, QVBoxLayout, QWidget
 
@@ -14,7 +16,7 @@ from app.image_io import MAX_FILE_BYTES, MAX_PIXELS, SUFFIXES, LoadedImage
 from app.preprocess import to_model_input
 from app.render import NEUTRAL, gray_qimage
 from app.state import AppState
-from app.widgets import PixelView
+from app.widgets import PixelView, plain
 
 
 class FilePanel(QWidget):
@@ -60,11 +62,11 @@ class FilePanel(QWidget):
         self.invert.setChecked(loaded.invert)
         self.invert.blockSignals(False)
         self.invert.setEnabled(True)
-        self.info.setText(f"{loaded.info}<br>invert auto-detected: {'yes' if loaded.invert else 'no'}")
+        self.info.setText(f"{plain(loaded.info)}<br>invert auto-detected: {'yes' if loaded.invert else 'no'}")
         self._reframe()
 
     def _on_failed(self, message: str) -> None:
-        self.info.setText(f"<span style='color:#c62828'>{message}</span><br>The previous image is kept.")
+        self.info.setText(f"<span style='color:#c62828'>{plain(message)}</span><br>The previous image is kept.")
 
     def _reframe(self, *_args) -> None:
         if self.loaded is None:
@@ -72,8 +74,12 @@ class FilePanel(QWidget):
         img = to_model_input(self.loaded.gray, invert=self.invert.isChecked(), dataset=self.state.models.dataset)
         self.view.set_image(gray_qimage(img), NEUTRAL)
         if not img.any():
-            self.state.notify(f"{self.loaded.info.split(':')[0]}: no ink found after preprocessing; "
+            self.state.notify(f"{self.file_name}: no ink found after preprocessing; "
                               "try toggling Invert.", "warning")
             return
-        name = self.loaded.info.split(":")[0]
-        self.state.set_image(img, None, name)
+        self.state.set_image(img, None, self.file_name)
+
+    @property
+    def file_name(self) -> str:
+        """The opened file's name as it is on disk (colons and all)."""
+        return Path(self.loaded.path).name if self.loaded is not None else ""

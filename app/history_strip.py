@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QHBoxLayout, QListView, QListWidget, QListWidgetIt
 
 from app.render import thumbnail, verdict_color
 from app.state import AppState, defense_label, short_name
+from app.widgets import plain
 
 
 class HistoryStrip(QWidget):
@@ -61,8 +62,8 @@ class HistoryStrip(QWidget):
             a = req.attack
             text = f"{a.attack.upper()} {a.eps_text}\n" + "→".join(short_name(names[k])[:5] for k in preds)
             item = QListWidgetItem(icon, text)
-            item.setToolTip(f"{req.image.source} · {a.label()} · classifier {req.models.base} · "
-                            f"{defense_label(req.models, req.defense)}"
-                            + (f" · true {names[label]}" if label is not None else ""))
+            item.setToolTip(plain(f"{req.image.source} · {a.label()} · classifier {req.models.base} · "
+                                  f"{defense_label(req.models, req.defense)}"
+                                  + (f" · true {names[label]}" if label is not None else "")))
             self.list.addItem(item)
         self.list.scrollToBottom()

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QFrame, QLabel, QPushButton, QScrollArea, QVBoxLay
 from app import paper_claims
 from app.results import Results, load_results, matching, share_under
 from app.state import ATTACK_LABELS, DATASET_LABELS, THREAT_LABELS, AppState, defense_label
+from app.widgets import plain
 
 
 class HonestyPanel(QWidget):
@@ -68,7 +69,7 @@ class HonestyPanel(QWidget):
             self.results = load_results()
         s = self.state
         m, a, d = s.models, s.attack, s.defense
-        head = (f"<b>{DATASET_LABELS[m.dataset]} · classifier {m.base} · {defense_label(m, d)} · "
+        head = (f"<b>{DATASET_LABELS[m.dataset]} · classifier {plain(m.base)} · {plain(defense_label(m, d))} · "
                 f"{ATTACK_LABELS[a.attack].split(' (')[0]} · {THREAT_LABELS[a.threat]}</b>")
         rows = [head]
         eps = a.eps
@@ -79,7 +80,7 @@ class HonestyPanel(QWidget):
             at = f", ε {r['eps']:g}" if r.get("eps") is not None else ""
             clean = f" (clean {r['clean_accuracy']:.1f} %)" if r.get("clean_accuracy") is not None else ""
             rows.append(f"Measured here: <b>{float(r['attacked_accuracy']):.1f} %</b> accurate under attack{clean} "
-                        f"<span style='color:#52606d'>n = {r.get('n') or '?'}{at}, {r.get('_file', '')}</span>")
+                        f"<span style='color:#52606d'>n = {r.get('n') or '?'}{at}, {plain(r.get('_file', ''))}</span>")
             share = share_under(r)
             if share is not None:
                 rows.append(f"Bits: {share:.0f} % of images flip &lt; 6 % of the bits")
@@ -91,7 +92,7 @@ class HonestyPanel(QWidget):
                     "Paper claims: <i>no number for this setting</i>")
         note = paper_claims.comparison_note(d.purifier)
         if c and note:
-            rows.append(f"<span style='color:#7a4b00'>{defense_label(m, d)}: {note}.</span>")
+            rows.append(f"<span style='color:#7a4b00'>{plain(defense_label(m, d))}: {note}.</span>")
         if d.purifier and a.threat == "whitebox":
             rows.append("<span style='color:#7a4b00'>White-box on the classifier is not an attack on the defense; "
                         "choose BPDA for the adaptive one.</span>")

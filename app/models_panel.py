@@ -6,6 +6,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QVBoxLayout, QWidget
 
 from app.state import CLASSIFIER_DEFENSES, DATASET_LABELS, DATASETS, AppState, classifier_name
+from app.widgets import plain
 
 CLASSIFIER_TIPS = {"A": "Classifier A: two conv layers + dense (paper appendix)",
                    "B": "Classifier B: dropout + three conv layers",
@@ -95,17 +96,17 @@ class ModelsPanel(QWidget):
             return
         lines = []
         if not info.classifiers and not info.purifiers:
-            lines.append(f"<span style='color:#c62828'><b>No checkpoints</b> in {info.checkpoint_dir}. "
+            lines.append(f"<span style='color:#c62828'><b>No checkpoints</b> in {plain(info.checkpoint_dir)}. "
                          "Train them (see checkpoints/README.md); until then nothing can be classified.</span>")
-        for name, err in info.checkpoint_errors.items():
-            lines.append(f"<span style='color:#c62828'>{name}: {err}</span>")
+        for name, err in info.checkpoint_errors.items():  # refused files; every other model keeps working
+            lines.append(f"<span style='color:#c62828'>✗ refused {plain(name)}: {plain(err)}</span>")
         if loaded is None:
             lines.append("Loading models…")
         else:
             for role, what in loaded.loaded.items():
-                lines.append(f"✓ {role}: {what}")
+                lines.append(f"✓ {role}: {plain(what)}")
             for role, err in loaded.errors.items():
-                lines.append(f"<span style='color:#c62828'>✗ {role}: {err}</span>")
+                lines.append(f"<span style='color:#c62828'>✗ {role}: {plain(err)}</span>")
             if loaded.loaded:
                 lines.append(f"<span style='color:#52606d'>on {loaded.device}, loaded in {loaded.seconds:.2f} s</span>")
         self.status.setText("<br>".join(lines))

@@ -67,22 +67,49 @@ def apply_cli(window, args: argparse.Namespace) -> None:
         s.engineInfoChanged.connect(pick)
 
 
+SCREENSHOT_FAILED = 2  # exit code: the engine, a model or the requested run failed (the PNG is still written)
+
+
 def take_screenshot(app: QApplication, window, args: argparse.Namespace) -> int:
-    """Wait until the requested attack (and evaluation, for --tab evaluate) is drawn, save the window, exit."""
+    """Wait until the requested attack (and evaluation, for --tab evaluate) is drawn, save the window, exit.
+
+    Exit codes: 0 drawn as asked; 1 the PNG could not be written; 2 the engine, a model, the analysis or the
+    evaluation failed (every reason is printed on stderr; a script or CI can tell a broken run from a good
+    one); 3 timed out. Warnings (a refused extra checkpoint, an attack that found no adversarial) are
+    printed and do not fail the run.
+    """
     s, c = window.state, window.controller
     deadline = time.monotonic() + args.timeout
     phase = {"name": "boot", "code": 0}
+    failures: list[str] = []
     timer = QTimer()
+
+    def on_message(level: str, text: str) -> None:
+        if level == "error":
+            failures.append(text)
+        elif level == "warning":
+            print(f"--screenshot: warning: {text}", file=sys.stderr)
+
+    s.message.connect(on_message)
+    s.evaluationFailed.connect(lambda message: failures.append(f"Evaluation failed: {message}"))
 
     def finish(code: int) -> None:
         timer.stop()
         app.processEvents()
         window.repaint()
         app.processEvents()
+        if code == 0 and s.result is None:
+            failures.append("no result was drawn (no image, or the models never loaded)")
         ok = window.grab().save(args.screenshot, "PNG")
         if not ok:
             print(f"could not write {args.screenshot}", file=sys.stderr)
-        phase["code"] = code if ok else 1
+        for text in dict.fromkeys(failures):  # each reason once, in order
+            print(f"--screenshot: failed: {text}", file=sys.stderr)
+        if not ok:
+            code = 1
+        elif failures and code == 0:
+            code = SCREENSHOT_FAILED
+        phase["code"] = code
         app.exit(phase["code"])
 
     def tick() -> None:

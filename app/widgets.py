@@ -1,12 +1,20 @@
-"""Small widgets shared by the panels: a pixel-exact image view and a titled group box."""
+"""Small widgets shared by the panels: a pixel-exact image view and a titled group box, and ``plain``."""
 
 from __future__ import annotations
+
+import html
 
 from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import QGroupBox, QSizePolicy, QVBoxLayout, QWidget
 
 from app.render import paint_pixel_exact
+
+
+def plain(text: object) -> str:
+    """``text`` made safe to put inside rich text (a QLabel or a tooltip): a file or checkpoint name such as
+    ``<h1>x<a href=…>.png`` is shown as those characters, never rendered as a heading or a link."""
+    return html.escape(str(text), quote=False).replace("\n", "<br>")
 
 
 class PixelView(QWidget):
