@@ -138,7 +138,7 @@ class Controller(QObject):
                 s.notify(f"No purifier checkpoint for {info.dataset} "
                          f"(expected {info.checkpoint_dir}/lqvae.safetensors): "
                          "the defense is off.", "warning")
-        stale_sample = s.image is not None and s.image.source.startswith("sample") and s.image.dataset != info.dataset
+        stale_sample = s.image is not None and s.image.sample_index is not None and s.image.dataset != info.dataset
         if info.samples is not None and (s.image is None or stale_sample):
             images, labels = info.samples
             s.set_image(images[0] / 255.0, int(labels[0]), "sample 0")

@@ -107,9 +107,9 @@ class SamplesPanel(QWidget):
             self.select(int(self.order[self.pos]))
 
     def _on_image(self, image) -> None:
-        if not image.source.startswith("sample"):
+        index = image.sample_index
+        if index is None:
             return
-        index = int(image.source.split()[-1])
         self.index.blockSignals(True)
         self.index.setValue(index)
         self.index.blockSignals(False)

@@ -8,6 +8,7 @@ signals the ``Controller`` acts on. The state never knows a widget.
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -156,6 +157,13 @@ class InputImage:
     label: int | None = None  # the true class when known (samples)
     source: str = ""  # "sample 12", "drawing", "digit.png"
     dataset: str = ""  # the dataset whose models the image was prepared for
+
+    @property
+    def sample_index(self) -> int | None:
+        """The bundled sample's index for ``source`` "sample 12"; None for a drawing or a file (a file may well
+        be called "sample 7.png")."""
+        m = re.fullmatch(r"sample (\d+)", self.source)
+        return int(m.group(1)) if m else None
 
 
 @dataclass(frozen=True)

@@ -86,7 +86,7 @@ class Worker(QRunnable):
             if self._stop.is_set() or type(exc).__name__ in ("Cancelled", "AttackCancelled"):
                 self.signals.cancelled.emit()
             else:
-                message = str(exc) or type(exc).__name__
+                message = user_message(exc)
                 self.signals.failed.emit(message, traceback.format_exc())
         else:
             if self._stop.is_set():
@@ -97,6 +97,16 @@ class Worker(QRunnable):
             self.running = False
             self.done.set()
             self.signals.ended.emit()
+
+
+def user_message(exc: BaseException) -> str:
+    """The text shown for a failed job. Our refusals (``ValueError`` subclasses: bad image, bad checkpoint, bad
+    input) and OS errors carry a sentence for the user; anything else is a bug and is named by its type, so
+    a ``KeyError('kind')`` reads "KeyError: 'kind'", not just "'kind'"."""
+    text = str(exc)
+    if isinstance(exc, (ValueError, OSError)) and text:
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class WorkerPool(QObject):
@@ -129,4 +139,4 @@ class WorkerPool(QObject):
         return self.pool.waitForDone(timeout_ms)
 
 
-__all__ = ["Cancelled", "Worker", "WorkerPool", "WorkerSignals"]
+__all__ = ["Cancelled", "Worker", "WorkerPool", "WorkerSignals", "user_message"]

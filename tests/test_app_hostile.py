@@ -103,7 +103,7 @@ def _hostile_folder(tmp_path: Path, app_env) -> Path:
     folder = root / "mnist"
     t = {"w": torch.zeros(2)}
     save_file(t, str(folder / "classifier_D.safetensors"), metadata={"format": "lqvae-studio/1"})  # no kind
-    save_file(t, str(folder / "<i>evil</i>.safetensors"),
+    save_file(t, str(folder / "<i>evil<b>.safetensors"),
               metadata={"format": "lqvae-studio/1", "kind": "lqvae", "config": "[1, 2]"})
     (folder / "pickled.safetensors").write_bytes(b"\x80\x04\x95" + b"\0" * 64)
     return root
@@ -120,7 +120,7 @@ def test_bad_checkpoints_are_listed_as_refused_and_the_rest_works(qtbot, tmp_pat
     qtbot.waitUntil(lambda: win.controller.models_ready and win.state.result is not None, timeout=60_000)
     wait_settled(qtbot, win)
     status = win.models.status.text()
-    for name in ("classifier_D.safetensors", "&lt;i&gt;evil&lt;/i&gt;.safetensors", "pickled.safetensors"):
+    for name in ("classifier_D.safetensors", "&lt;i&gt;evil&lt;b&gt;.safetensors", "pickled.safetensors"):
         assert name in status, status
     assert "<i>evil" not in status
     assert status.count("refused") >= 3
@@ -151,3 +151,28 @@ def test_screenshot_warns_but_succeeds_with_a_refused_extra_checkpoint(tmp_path,
                     child_env(app_env, LQVAE_CHECKPOINTS=str(root)))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "warning:" in proc.stderr and "classifier_D.safetensors" in proc.stderr
+
+
+def test_a_file_named_like_a_sample_is_not_taken_for_one(qtbot, window, tmp_path):
+    raised: list[BaseException] = []
+    import sys
+
+    old, sys.excepthook = sys.excepthook, lambda kind, value, tb: raised.append(value)
+    try:
+        path = _digit_png(tmp_path / "sample 7.png")
+        with qtbot.waitSignal(window.state.imageChanged, timeout=10_000):
+            window.state.request_open(str(path))
+        wait_settled(qtbot, window)
+    finally:
+        sys.excepthook = old
+    assert not raised, raised
+    assert window.state.image.source == "sample 7.png" and window.state.image.sample_index is None
+
+
+def test_a_failed_job_names_an_unexpected_error_by_its_type():
+    from app.workers import user_message
+
+    assert user_message(KeyError("kind")) == "KeyError: 'kind'"
+    assert user_message(AssertionError()) == "AssertionError"
+    assert user_message(ValueError("x.png: not an image")) == "x.png: not an image"
+    assert user_message(FileNotFoundError(2, "No such file", "x.png")).endswith("'x.png'")
