@@ -6,30 +6,38 @@ WGAN-GP generator of the Defense-GAN baseline.
 
 Each epoch prints one JSON line of metrics (also appended to ``<out>/<name>.log.jsonl``) and writes
 the shipped checkpoint ``<out>/<name>.safetensors`` plus ``<out>/<name>.train-state.safetensors``
-(all weights with h, Adam moments, position). The training state is also written every few
-minutes and on Ctrl-C, so ``--resume`` continues from the exact batch where it stopped.
+(all weights with h, Adam moments, position, random state). The training state is also written every
+few minutes and when SIGINT (Ctrl-C) or SIGTERM stops the run, at whatever point it is: in a step, the
+evaluation or a save; the run then exits with 130 or 143. ``--resume`` continues from the exact batch
+where it stopped, bit for bit as if never stopped (on the CPU), and refuses a state of a different run.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import contextlib
 import dataclasses
 import json
 import math
 import shlex
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError, safe_open
 from tqdm import tqdm
 
 from lqvae.adv_inputs import AdvInputs, pgd_linf, quick_robustness, training_inputs
-from lqvae.checkpoint import load_checkpoint, load_train_state, save_checkpoint, save_train_state
+from lqvae import checkpoint as ckpt_mod
+from lqvae.checkpoint import (CheckpointError, load_checkpoint, load_train_state, save_checkpoint,
+                              save_train_state)
 from lqvae.config import ClassifierConfig, DefenseGANConfig, LQVAEConfig
 from lqvae.data import DATASETS, load_split
 from lqvae.device import DEVICE_CHOICES, resolve_device
@@ -38,6 +46,10 @@ from lqvae.losses import algorithm1_losses
 from lqvae.models import LQVAE, Classifier
 
 STATE_EVERY_S = 300.0
+# Arguments a resumed run may change: where and how it runs, how long, what it reports. Every other argument
+# shapes the training trajectory, so a state written under a different value belongs to a different run.
+RESUME_MAY_DIFFER = frozenset({"epochs", "out", "resume", "device", "threads", "quiet", "data_dir", "test_limit",
+                               "eval_classifier"})
 
 
 @dataclass
@@ -51,34 +63,219 @@ class Job:
     base_lr: float = 1e-3
 
 
+class Interrupted(Exception):
+    """SIGINT/SIGTERM stopped the run after it saved a resumable state; ``exit_code`` is 128 + the signal."""
+
+    def __init__(self, signum: int, message: str = "") -> None:
+        super().__init__(message or f"interrupted by {signal.Signals(signum).name}")
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+class ResumeMismatch(ValueError):
+    """``--resume`` found a training state written by a different job or different arguments."""
+
+
+class StopRequest:
+    """SIGINT/SIGTERM handler that asks the loop to stop at a safe point instead of raising anywhere.
+
+    A KeyboardInterrupt inside ``optimizer.step()`` or a save would leave half-updated weights or no state
+    at all; so a signal only sets ``signum``, and the loop checks it after each step and after each save.
+    Only an evaluation, which changes no training state, may be cut short at once (``abortable``). A
+    second signal stops immediately: the state on disk is then the last one saved, whole because every
+    save is atomic.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._abortable = False
+
+    def __call__(self, signum: int, _frame: object) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt(f"second signal {signal.Signals(signum).name}")
+        self.signum = signum
+        if self._abortable:
+            raise Interrupted(signum)
+
+    def check(self) -> None:
+        if self.signum is not None:
+            raise Interrupted(self.signum)
+
+    @contextlib.contextmanager
+    def abortable(self) -> Iterator[None]:
+        """A region a signal may cut short: it must leave nothing behind that a state save would record."""
+        self.check()
+        self._abortable = True
+        try:
+            yield
+        finally:
+            self._abortable = False
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator["StopRequest"]:
+        """Handle SIGINT and SIGTERM (``nohup ... &`` ignores SIGINT, so SIGTERM is how a background run is
+        stopped) and restore the previous handlers afterwards, for in-process callers. Python only lets the
+        main thread set handlers; elsewhere the run simply cannot be stopped by a signal."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {s: signal.signal(s, self) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+
 def _batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
+    """The epoch's data order, a function of (seed, epoch) alone, so a resumed run sees the same batches."""
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
     return list(perm.split(batch_size))
 
 
-def run(job: Job, args: argparse.Namespace, train: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> dict:
+def _rng_state(device: torch.device) -> dict[str, str]:
+    """The random state the steps draw from (dropout, noise, PGD starts): the global torch generator, and
+    CUDA's on a GPU; base64 because the training state keeps ``info`` as JSON. Nothing here uses Python's
+    ``random`` or numpy's generator."""
+    states = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        states["cuda"] = torch.cuda.get_rng_state(device)
+    return {k: base64.b64encode(v.numpy().tobytes()).decode("ascii") for k, v in states.items()}
+
+
+def _set_rng_state(saved: dict[str, str], device: torch.device) -> None:
+    def tensor(text: str) -> torch.Tensor:
+        return torch.frombuffer(bytearray(base64.b64decode(text)), dtype=torch.uint8)
+
+    torch.set_rng_state(tensor(saved["torch"]))
+    if device.type == "cuda" and "cuda" in saved:
+        torch.cuda.set_rng_state(tensor(saved["cuda"]), device)
+
+
+def _fork_rng(device: torch.device) -> contextlib.AbstractContextManager:
+    """The evaluation draws from a copy of the random state: training then never depends on whether, or
+    how much, it evaluated, and an evaluation cut short leaves the state as it was."""
+    if device.type == "cuda":
+        return torch.random.fork_rng(devices=[device.index or torch.cuda.current_device()], device_type="cuda")
+    return torch.random.fork_rng(devices=[])
+
+
+def job_identity(job: Job, args: argparse.Namespace) -> dict[str, Any]:
+    """What makes two runs the same run: the job, its model config and every trajectory-shaping argument."""
+    identity = {"name": job.name, "kind": job.kind, "config": job.model.cfg.to_dict(),  # type: ignore[union-attr]
+                "args": {k: v for k, v in sorted(vars(args).items()) if k not in RESUME_MAY_DIFFER}}
+    return json.loads(json.dumps(identity, default=str))  # as it reads back from the state's JSON
+
+
+def _flat(identity: dict[str, Any]) -> dict[str, Any]:
+    return {"job": identity.get("name"), "kind": identity.get("kind"),
+            **{f"config.{k}": v for k, v in identity.get("config", {}).items()},
+            **{"--" + k.replace("_", "-"): v for k, v in identity.get("args", {}).items()}}
+
+
+def _differences(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """``"--seed 0 there, 1 here"`` for every setting in which two job identities differ."""
+    a, b = _flat(saved), _flat(now)
+    return [f"{k} {a.get(k)!r} there, {b.get(k)!r} here" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
+def _saved_info(path: Path) -> dict[str, Any]:
+    """The ``info`` of a training state, read before any tensor so a foreign state is refused untouched."""
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return json.loads((fh.metadata() or {}).get("info", "{}"))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a readable training state ({exc}); move it away or drop --resume") from None
+
+
+def _start(job: Job, args: argparse.Namespace, state_path: Path, device: torch.device) -> dict[str, Any]:
+    """A fresh ``info``, or with ``--resume`` the saved one (weights, Adam moments and random state loaded)."""
+    identity = job_identity(job, args)
+    fresh = {"epoch": 0, "batch": 0, "step": 0, "wall_s": 0.0, "sums": {}, "job": identity}
+    if not args.resume:
+        return fresh
+    if not state_path.exists():
+        print(f"--resume: no training state at {state_path}; starting fresh", file=sys.stderr)
+        return fresh
+    saved = _saved_info(state_path)
+    if "job" in saved:
+        diffs = _differences(saved["job"], identity)
+        if diffs:
+            raise ResumeMismatch(f"--resume: {state_path} was written by a different run ({'; '.join(diffs)}). "
+                                 "Resume with the arguments it was started with, or pick another --out, or drop "
+                                 "--resume to start over (which overwrites it).")
+    else:
+        print(f"--resume: {state_path} predates job records and random states; it cannot be checked against this "
+              "run, and the resumed run will not match an uninterrupted one bit for bit", file=sys.stderr)
+    info = {**fresh, **load_train_state(state_path, job.model, job.optimizer), "job": identity}
+    if "rng" in info:
+        _set_rng_state(info["rng"], device)
+    print(f"resumed {state_path} at {_position(info)}", file=sys.stderr)
+    return info
+
+
+def _position(info: dict[str, Any]) -> str:
+    where = f"epoch {info['epoch'] + 1}, batch {info['batch']}"
+    return where + (f" of {info['batches']} (its evaluation and checkpoint not done yet)"
+                    if info.get("batches") == info["batch"] else "")
+
+
+def run(job: Job, args: argparse.Namespace, train: tuple[torch.Tensor, torch.Tensor], device: torch.device,
+        command: str = "python -m lqvae.train") -> dict:
+    """Train ``job`` for ``args.epochs``, resumable at any point.
+
+    The state file records exactly where the run is: ``epoch`` (epochs finished, checkpoint written),
+    ``batch`` (batches done in the current one; equal to ``batches`` when only its evaluation and
+    checkpoint are left), the running metric sums and the random state. A signal stops the run at the
+    next safe point with that state saved, and raises ``Interrupted``.
+    """
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries = getattr(ckpt_mod, "remove_stale_temporaries", None)
+    if remove_stale_temporaries is not None:  # left by a run killed (SIGKILL, power loss) in the middle of a save
+        remove_stale_temporaries(out)
     ckpt, state_path, log_path = (out / f"{job.name}.safetensors", out / f"{job.name}.train-state.safetensors",
                                   out / f"{job.name}.log.jsonl")
-    info = {"epoch": 0, "batch": 0, "step": 0, "wall_s": 0.0}
-    if args.resume and state_path.exists():
-        info = load_train_state(state_path, job.model, job.optimizer)
-        print(f"resumed {state_path} at epoch {info['epoch']} batch {info['batch']}", file=sys.stderr)
-    job.model.to(device)
+    job.model.to(device)  # before loading a state: the optimizer puts its moments beside the parameters
+    stop = StopRequest()
+    with stop.installed():
+        info = _start(job, args, state_path, device)
+        try:
+            return _epochs(job, args, train, device, info, stop, ckpt, state_path, log_path, command)
+        except KeyboardInterrupt:  # a second signal (see StopRequest): the last saved state stands
+            print(f"\nstopped at once; the last saved state is in {state_path}; resume with --resume: "
+                  f"{_resume_command(command)}", file=sys.stderr)
+            raise Interrupted(stop.signum or signal.SIGINT) from None
+        except Interrupted as exc:
+            print(f"\n{exc} at {_position(info)}; the training state is in {state_path}\n"
+                  f"resume with --resume: {_resume_command(command)}", file=sys.stderr)
+            raise
+
+
+def _resume_command(command: str) -> str:
+    return command if " --resume" in f"{command} " else f"{command} --resume"
+
+
+def _epochs(job: Job, args: argparse.Namespace, train: tuple[torch.Tensor, torch.Tensor], device: torch.device,
+            info: dict[str, Any], stop: StopRequest, ckpt: Path, state_path: Path, log_path: Path,
+            command: str) -> dict:
     x_all, y_all = train
-    command = "python -m lqvae.train " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     metrics: dict[str, Any] = {}
+
+    def save_state() -> None:
+        info["rng"] = _rng_state(device)
+        save_train_state(state_path, job.model, job.optimizer, info)
+
     last_state = time.monotonic()
     while info["epoch"] < args.epochs:
         epoch = info["epoch"]
         batches = _batches(len(x_all), args.batch_size, args.seed, epoch)
-        sums: dict[str, float] = {}
-        t0 = time.monotonic()
+        info["batches"] = len(batches)
+        sums: dict[str, float] = info["sums"]
+        clock = time.monotonic()
         job.model.train()
-        bar = tqdm(range(info["batch"], len(batches)), desc=f"{job.name} epoch {epoch + 1}/{args.epochs}",
-                   leave=False, disable=args.quiet)
-        try:
+        with tqdm(range(info["batch"], len(batches)), desc=f"{job.name} epoch {epoch + 1}/{args.epochs}",
+                  leave=False, disable=args.quiet) as bar:
             for b in bar:
                 idx = batches[b]
                 if args.cosine:  # cosine decay of every group's lr to 0 over the whole run
@@ -91,31 +288,35 @@ def run(job: Job, args: argparse.Namespace, train: tuple[torch.Tensor, torch.Ten
                 info["step"] += 1
                 info["batch"] = b + 1
                 bar.set_postfix({k: f"{v:.3g}" for k, v in list(logs.items())[:3]})
-                if time.monotonic() - last_state > STATE_EVERY_S:
-                    info["wall_s"] += time.monotonic() - t0
-                    t0 = time.monotonic()
-                    save_train_state(state_path, job.model, job.optimizer, info)
+                if stop.signum is not None or time.monotonic() - last_state > STATE_EVERY_S:
+                    info["wall_s"] += time.monotonic() - clock
+                    clock = time.monotonic()
+                    save_state()
                     last_state = time.monotonic()
-        except KeyboardInterrupt:
-            info["wall_s"] += time.monotonic() - t0
-            save_train_state(state_path, job.model, job.optimizer, info)
-            print(f"\ninterrupted; resume with --resume (state in {state_path})", file=sys.stderr)
-            raise SystemExit(130)
-        n_done = max(1, len(batches) - 0)
-        info["wall_s"] += time.monotonic() - t0
-        info["epoch"], info["batch"] = epoch + 1, 0
-        job.model.eval()
-        metrics = {"epoch": epoch + 1, **{k: v / n_done for k, v in sums.items()}, **job.evaluate(),
+                    stop.check()  # the step finished and its state is saved: stop here if asked to
+        info["wall_s"] += time.monotonic() - clock
+        try:
+            with _fork_rng(device), stop.abortable():
+                job.model.eval()
+                evaluated = job.evaluate()
+        except Interrupted:
+            save_state()  # the epoch's training is done: a resumed run starts with its evaluation
+            raise
+        # from here to the state save a signal waits: the checkpoint, the log line and the state agree
+        metrics = {"epoch": epoch + 1, **{k: v / len(batches) for k, v in sums.items()}, **evaluated,
                    "wall_s": round(info["wall_s"], 1)}
         save_checkpoint(ckpt, job.model, kind=job.kind, dataset=args.dataset, command=command,
                         args=vars(args), epochs=epoch + 1, metrics=metrics,
                         extra={"seed": str(args.seed), "wall_s": f"{info['wall_s']:.1f}"})
-        save_train_state(state_path, job.model, job.optimizer, info)
-        last_state = time.monotonic()
         line = json.dumps(metrics)
         print(line, flush=True)
         with open(log_path, "a") as fh:
             fh.write(line + "\n")
+        info.update(epoch=epoch + 1, batch=0, sums={})
+        save_state()
+        last_state = time.monotonic()
+        if info["epoch"] < args.epochs:  # a stop asked for during the last save finds the run complete
+            stop.check()
     return metrics
 
 
@@ -268,8 +469,10 @@ def defensegan_job(args: argparse.Namespace, test: tuple[torch.Tensor, torch.Ten
     def evaluate() -> dict[str, Any]:
         x_test, y_test = test[0][:200].to(device), test[1][:200]
         model.search_steps, model.restarts = DefenseGAN.LIVE
-        res = model.search(x_test)
-        model.search_steps, model.restarts = cfg.search_steps, cfg.restarts
+        try:  # restored even when a signal cuts the evaluation short
+            res = model.search(x_test)
+        finally:
+            model.search_steps, model.restarts = cfg.search_steps, cfg.restarts
         out = {"search_mse_live_200": float(res.error.mean())}
         if classifier is not None:
             out["purified_accuracy_live_200"] = float((predict(classifier, res.image) == y_test).float().mean() * 100)
@@ -327,22 +530,18 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _interrupt_on_sigterm(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser().parse_args(argv)
-    # `kill PID` (SIGTERM) saves a resumable state like Ctrl-C does; a run started in the background with
-    # `nohup ... &` ignores SIGINT, so SIGTERM is how it gets stopped. Restored afterwards for in-process callers.
-    previous = signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
     try:
-        return _main(args)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+        return _main(args, "python -m lqvae.train " + " ".join(shlex.quote(a) for a in argv))
+    except ResumeMismatch as exc:
+        raise SystemExit(str(exc)) from None
+    except Interrupted as exc:  # 130 for SIGINT, 143 for SIGTERM, as a shell reports a process killed by it
+        raise SystemExit(exc.exit_code) from None
 
 
-def _main(args: argparse.Namespace) -> dict:
+def _main(args: argparse.Namespace, command: str) -> dict:
     if args.epochs < 1:
         raise SystemExit(f"expected --epochs >= 1, got {args.epochs}")
     if args.threads:
@@ -354,7 +553,7 @@ def _main(args: argparse.Namespace) -> dict:
     test = load_split(args.dataset, "test", args.data_dir).tensors(test_limit)
     make = {"lqvae": lqvae_job, "classifier": classifier_job, "defensegan": defensegan_job}[args.what]
     job = make(args, test, device)
-    return run(job, args, train, device)
+    return run(job, args, train, device, command)
 
 
 if __name__ == "__main__":

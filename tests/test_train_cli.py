@@ -49,7 +49,7 @@ def test_sigterm_leaves_a_resumable_state(tmp_path):
     time.sleep(1.5)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err[-2000:]
+    assert proc.returncode == 143, err[-2000:]  # 128 + SIGTERM, as a shell reports it
     assert "resume with --resume" in err
     from safetensors import safe_open
 
