@@ -55,14 +55,58 @@ def resize(img: np.ndarray, height: int, width: int) -> np.ndarray:
     return rows @ img.astype(np.float32) @ cols.T
 
 
+def block_factor(height: int, width: int, max_side: int) -> int:
+    """The integer block size that brings the longer side to at most ``2 * max_side`` (1 = no blocking).
+
+    Block means are cheap (O(pixels), no weight matrices); the exact area-averaging ``resize`` then
+    takes the at most 2x-too-big result down to ``max_side``.
+    """
+    return max(1, -(-max(height, width) // (2 * max_side)))
+
+
+def _block_sums(img: np.ndarray, factor: int, axis: int) -> np.ndarray:
+    """float64 sums over runs of ``factor`` along ``axis``; the last run may be shorter."""
+    a = np.moveaxis(img, axis, 0)
+    n = a.shape[0]
+    whole = n - n % factor
+    parts = []
+    if whole:
+        parts.append(a[:whole].reshape(whole // factor, factor, *a.shape[1:]).sum(1, dtype=np.float64))
+    if whole < n:
+        parts.append(a[whole:].sum(0, keepdims=True, dtype=np.float64))
+    return np.moveaxis(np.concatenate(parts) if len(parts) > 1 else parts[0], 0, axis)
+
+
+def block_mean(img: np.ndarray, factor: int) -> np.ndarray:
+    """Mean over ``factor`` x ``factor`` blocks of the first two axes; the last block of a side may be partial.
+
+    Partial blocks keep every pixel and every shape: a 1 x 5000 strip becomes 1 x 2500, never 0 x 2500.
+    Any numeric or bool input; sums are taken in float64, the result is float32 (float64 stays float64).
+    """
+    img = np.asarray(img)
+    dtype = np.float64 if img.dtype == np.float64 else np.float32
+    if factor <= 1 or img.size == 0:
+        return img.astype(dtype, copy=False)
+    h, w = img.shape[:2]
+    sums = _block_sums(_block_sums(img, factor, 0), factor, 1)
+    rows, cols = np.full(sums.shape[0], factor), np.full(sums.shape[1], factor)
+    rows[-1], cols[-1] = h - factor * (len(rows) - 1), w - factor * (len(cols) - 1)
+    counts = np.outer(rows, cols).reshape(len(rows), len(cols), *(1,) * (img.ndim - 2))
+    return (sums / counts).astype(dtype)
+
+
 def shrink_to(img: np.ndarray, max_side: int) -> np.ndarray:
-    """Downscale so the longer side is at most ``max_side`` (block means first, so huge inputs stay cheap)."""
+    """Downscale so the longer side is at most ``max_side`` (block means first, so huge inputs stay cheap).
+
+    Any 2-D shape works, including 1 x N and empty arrays (returned empty).
+    """
+    img = np.asarray(img, np.float32)
+    if img.ndim != 2:
+        raise ValueError(f"expected a 2-D grey image, got an array of shape {img.shape}")
+    if img.size == 0:
+        return img
+    img = block_mean(img, block_factor(*img.shape, max_side))
     h, w = img.shape
-    factor = int(max(h, w) // (2 * max_side))
-    if factor >= 2:  # integer block mean: O(pixels) and no big weight matrices
-        h2, w2 = (h // factor) * factor, (w // factor) * factor
-        img = img[:h2, :w2].reshape(h2 // factor, factor, w2 // factor, factor).mean((1, 3))
-        h, w = img.shape
     if max(h, w) > max_side:
         s = max_side / max(h, w)
         img = resize(img, max(1, round(h * s)), max(1, round(w * s)))
@@ -91,9 +135,9 @@ def mnist_frame(ink: np.ndarray, framing: Framing = FRAMING["mnist"], size: int 
     """Crop the ink, scale its longer side to ``framing.box`` and centre it in a ``size`` field.
 
     ``ink`` is any 2-D array, ink high; the result is float32 (size, size) in [0, 1], all zero for a
-    blank input.
+    blank (or empty) input; NaN counts as no ink.
     """
-    ink = np.clip(np.asarray(ink, np.float32), 0.0, 1.0)
+    ink = np.clip(np.nan_to_num(np.asarray(ink, np.float32), nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
     out = np.zeros((size, size), np.float32)
     box = ink_bbox(ink)
     if box is None:
@@ -118,6 +162,8 @@ def mnist_frame(ink: np.ndarray, framing: Framing = FRAMING["mnist"], size: int 
 def border_level(gray: np.ndarray) -> float:
     """Median of the outermost pixels: the paper/background level of a scanned or photographed digit."""
     g = np.asarray(gray, np.float32)
+    if g.size == 0:
+        return 0.0
     if g.shape[0] < 3 or g.shape[1] < 3:
         return float(np.median(g))
     edge = np.concatenate([g[0], g[-1], g[1:-1, 0], g[1:-1, -1]])
@@ -132,6 +178,8 @@ def should_invert(gray: np.ndarray) -> bool:
 def to_ink(gray: np.ndarray, invert: bool) -> np.ndarray:
     """Grey [0, 1] -> ink [0, 1]: invert if asked, subtract the background, stretch the ink to 1."""
     v = 1.0 - np.asarray(gray, np.float32) if invert else np.asarray(gray, np.float32)
+    if v.size == 0:
+        return v
     bg = border_level(v)
     span = float(v.max()) - bg
     if span <= 1e-3:
@@ -143,13 +191,17 @@ def to_model_input(gray: np.ndarray, *, invert: bool, dataset: str = "mnist") ->
     """A loaded grey image (any size, [0, 1]) -> the (28, 28) float32 model input.
 
     A 28x28 image is taken as already framed (only inverted if asked); anything else is cleaned
-    (background removed) and framed the way ``dataset`` was.
+    (background removed) and framed the way ``dataset`` was. Any 2-D shape works (1 x N, empty: a
+    blank input); NaN reads as black and infinities are clipped, so the result is always finite.
     """
     g = np.asarray(gray, np.float32)
+    if g.ndim != 2:
+        raise ValueError(f"expected a 2-D grey image, got an array of shape {g.shape}")
+    g = np.clip(np.nan_to_num(g, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
     if g.shape == (SIZE, SIZE):
         return np.clip(1.0 - g if invert else g, 0.0, 1.0).astype(np.float32)
     return mnist_frame(to_ink(shrink_to(g, 512), invert), FRAMING.get(dataset, FRAMING["mnist"]))
 
 
-__all__ = ["FRAMING", "Framing", "SIZE", "center_of_mass", "ink_bbox", "mnist_frame", "resize", "shrink_to",
-           "should_invert", "to_ink", "to_model_input"]
+__all__ = ["FRAMING", "Framing", "SIZE", "block_factor", "block_mean", "center_of_mass", "ink_bbox", "mnist_frame",
+           "resize", "shrink_to", "should_invert", "to_ink", "to_model_input"]
