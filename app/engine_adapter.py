@@ -67,16 +67,21 @@ def samples_root() -> Path:
 
 # ----------------------------------------------------------------------------- boot
 def boot(dataset: str, *, should_stop=None, progress=None) -> EngineInfo:
-    """Import the engine, list the dataset's checkpoints and load its bundled samples."""
+    """Import the engine, list the dataset's checkpoints and load its bundled samples.
+
+    A bad checkpoint file never stops the boot: the registry lists it in ``checkpoint_errors`` with the
+    reason and every other model stays usable. Orphaned temporary files of killed saves are removed."""
     if progress:
         progress(0.1, "importing torch and the engine")
     eng = engine()
     import torch
+    from lqvae.checkpoint import remove_stale_temporaries
     from lqvae.data import CLASS_NAMES, load_samples
     from lqvae.registry import checkpoint_root, inventory
 
     from lqvae.attacks import PRESETS
 
+    remove_stale_temporaries(checkpoint_root() / dataset)  # never raises; leaves a live writer's file alone
     inv = inventory(dataset)
     presets = {name: {a: int(p["steps"]) for a, p in table.items() if "steps" in p} for name, table in PRESETS.items()}
     info = EngineInfo(presets=presets, dataset=dataset, class_names=list(CLASS_NAMES[dataset]),
@@ -95,30 +100,40 @@ def boot(dataset: str, *, should_stop=None, progress=None) -> EngineInfo:
 
 
 def _describe_checkpoints(info: EngineInfo, inv: Any) -> None:
-    """Purifier kinds and how the hardened classifiers were trained, from the files' metadata (headers only)."""
-    from lqvae.checkpoint import read_metadata
+    """Purifier kinds and how the hardened classifiers were trained, from the files' metadata (headers only).
+
+    The registry has validated the schema (``args`` and ``metrics`` are JSON objects), but their values
+    are still whatever the file says: a file whose values do not describe simply gets no note."""
+    from lqvae.checkpoint import CheckpointError, read_metadata
 
     for name, path in inv.purifiers.items():
         try:
             meta = read_metadata(path)
-        except Exception:  # noqa: BLE001 - listed by the registry a moment ago; loading will say what is wrong
+        except CheckpointError:  # changed since the listing; loading it will say what is wrong
             continue
-        vae = meta["kind"] == "lqvae" and (meta.get("config") or {}).get("quantizer", "binary") != "binary"
+        vae = meta["kind"] == "lqvae" and meta["config"].get("quantizer", "binary") != "binary"
         info.purifier_kinds[name] = "vae" if vae else str(meta["kind"])
     for name, path in inv.classifiers.items():
         try:
-            meta = read_metadata(path)
-        except Exception:  # noqa: BLE001
+            note = _hardening_note(read_metadata(path))
+        except CheckpointError:
             continue
-        args, metrics = meta.get("args") or {}, meta.get("metrics") or {}
-        if args.get("adv") in ("madry", "advtr"):
-            how = (f"PGD-{args.get('pgd_steps', '?')}" if args["adv"] == "madry" else "half clean, half FGSM")
-            epochs = args.get("epochs", "?")
-            note = f"{epochs} epoch{'' if epochs == 1 else 's'} of {how} training at ε = {args.get('adv_eps', '?')}"
-            if "test_accuracy" in metrics and "pgd20_accuracy_1000" in metrics:
-                note += (f"; at its end {metrics['test_accuracy']:.1f} % clean and "
-                         f"{metrics['pgd20_accuracy_1000']:.1f} % under PGD-20 (1,000 test images)")
+        if note:
             info.classifier_notes[name] = note
+
+
+def _hardening_note(meta: dict[str, Any]) -> str | None:
+    """"3 epochs of PGD-40 training at ε = 0.3; ..." for an adversarially trained classifier, else None."""
+    args, metrics = meta["args"], meta["metrics"]
+    if args.get("adv") not in ("madry", "advtr"):
+        return None
+    how = f"PGD-{args.get('pgd_steps', '?')}" if args["adv"] == "madry" else "half clean, half FGSM"
+    epochs = args.get("epochs", "?")
+    note = f"{epochs} epoch{'' if epochs == 1 else 's'} of {how} training at ε = {args.get('adv_eps', '?')}"
+    clean, pgd = metrics.get("test_accuracy"), metrics.get("pgd20_accuracy_1000")
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (clean, pgd)):
+        note += f"; at its end {clean:.1f} % clean and {pgd:.1f} % under PGD-20 (1,000 test images)"
+    return note[:300]  # the values are the file's: a hostile one must not flood the panel
 
 
 # ----------------------------------------------------------------------------- models
@@ -134,17 +149,15 @@ class ModelCache:
         self._models: dict[tuple[str, ...], Any] = {}
 
     def get(self, dataset: str, role: str, name: str, device: str):
-        from lqvae.checkpoint import load_checkpoint
+        """The model, loaded by the registry's ``load_named`` (its name rules and all of the checkpoint checks
+        apply); a refused file raises ``CheckpointError`` naming it."""
         from lqvae.registry import checkpoint_root, load_named
 
         key = (str(checkpoint_root()), dataset, role, name, str(device))
         with self._lock:
             if key not in self._models:
-                if role == "classifier":
-                    model = load_named(dataset, name, kind="classifier", device=device).model
-                else:
-                    model = load_checkpoint(checkpoint_root() / dataset / f"{name}.safetensors", device=device).model
-                self._models[key] = model
+                kind = "classifier" if role == "classifier" else "purifier"
+                self._models[key] = load_named(dataset, name, kind=kind, device=device).model
             return self._models[key]
 
     def clear(self) -> None:

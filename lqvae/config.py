@@ -1,12 +1,17 @@
 """Dataclass configs for the LQ-VAE and the classifiers.
 
 Every checkpoint stores its config as JSON beside the weights; loading rebuilds the model from it
-(``from_dict``) and refuses unknown keys, so a config is the single description of a model.
+(``from_dict``) and refuses unknown keys, so a config is the single description of a model. A config
+may come from a hostile file, so every field is checked (type, finite, within the limits below) before
+any network is built: a claim of 2,000,000 classes or 10^12 latent bits fails here, naming the field,
+not in the allocator.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -18,15 +23,61 @@ PenaltyTarget = Literal["sum", "random_projection"]
 QuantizerKind = Literal["binary", "none"]
 
 
+# Limits far above every model here and far below a memory bomb (a checkpoint's config is untrusted input).
+MAX_CHANNELS = 4  # grey, RGB or RGBA
+MAX_SIDE = 256  # pixels per image side
+MAX_LATENT = 4096
+MAX_CLASSES = 10_000
+MAX_WIDTH = 1024  # Defense-GAN's dim and critic_dim
+MAX_STEPS = 1_000_000  # step and iteration counts
+
+
+def _int(owner: object, name: str, value: Any, lo: int, hi: int) -> int:
+    """``value`` as an int in [lo, hi]; a bool, a float or a string is refused, not rounded."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not lo <= value <= hi:
+        raise ValueError(f"{type(owner).__name__}.{name} must be an integer in [{lo}, {hi}], got {value!r}")
+    return int(value)
+
+
+def _real(owner: object, name: str, value: Any, lo: float = -math.inf, hi: float = math.inf) -> float:
+    """``value`` as a finite float in [lo, hi] (NaN and infinity would poison every computation silently)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+            or not lo <= value <= hi:
+        raise ValueError(f"{type(owner).__name__}.{name} must be a finite number in [{lo}, {hi}], got {value!r}")
+    return float(value)
+
+
+def _choice(owner: object, name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"expected {type(owner).__name__}.{name} in {choices}, got {value!r}")
+
+
+def _check_image_shape(owner: object) -> None:
+    """``image_shape`` as a tuple (C, H, W) of small positive ints, set back on the frozen instance."""
+    shape = getattr(owner, "image_shape")
+    if not isinstance(shape, (tuple, list)) or len(shape) != 3:
+        raise ValueError(f"expected {type(owner).__name__}.image_shape (C, H, W), got {shape!r}")
+    shape = (_int(owner, "image_shape[0] (channels)", shape[0], 1, MAX_CHANNELS),
+             _int(owner, "image_shape[1] (height)", shape[1], 1, MAX_SIDE),
+             _int(owner, "image_shape[2] (width)", shape[2], 1, MAX_SIDE))
+    object.__setattr__(owner, "image_shape", shape)
+
+
+def _check_betas(owner: object) -> None:
+    betas = getattr(owner, "betas")
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"expected {type(owner).__name__}.betas (beta1, beta2), got {betas!r}")
+    object.__setattr__(owner, "betas", tuple(_real(owner, "betas", b, 0.0, 1.0) for b in betas))
+
+
 def _from_dict(cls: type, data: dict[str, Any]):
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a {cls.__name__} as a JSON object, got {type(data).__name__}")
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(data) - names
     if unknown:
         raise ValueError(f"unknown {cls.__name__} keys {sorted(unknown)}; expected a subset of {sorted(names)}")
-    kwargs = dict(data)
-    if "image_shape" in kwargs:
-        kwargs["image_shape"] = tuple(int(v) for v in kwargs["image_shape"])
-    return cls(**kwargs)
+    return cls(**data)  # __post_init__ checks and normalises every field
 
 
 @dataclass(frozen=True)
@@ -73,8 +124,18 @@ class LQVAEConfig:
     def __post_init__(self) -> None:
         if self.quantizer not in ("binary", "none"):
             raise ValueError(f"expected quantizer 'binary' or 'none', got {self.quantizer!r}")
-        if len(self.image_shape) != 3:
-            raise ValueError(f"expected image_shape (C, H, W), got {self.image_shape}")
+        _check_image_shape(self)
+        _choice(self, "arch", self.arch, ("table8", "table9"))
+        _choice(self, "recon", self.recon, ("sse", "bce"))
+        _choice(self, "penalty_target", self.penalty_target, ("sum", "random_projection"))
+        _int(self, "latent_dim", self.latent_dim, 1, MAX_LATENT)
+        _int(self, "kl_warmup_steps", self.kl_warmup_steps, 0, MAX_STEPS)
+        for name in ("eta", "c", "lipschitz_target", "penalty_weight", "kl_weight", "free_bits", "recon_weight",
+                     "noise_scale", "input_noise", "code_weight", "margin_weight", "margin", "lr"):
+            _real(self, name, getattr(self, name))
+        if self.mu_init_std is not None:
+            _real(self, "mu_init_std", self.mu_init_std, 0.0)
+        _check_betas(self)
         if self.arch == "table8" and tuple(self.image_shape[1:]) != (28, 28):
             raise ValueError(f"arch table8 needs 28x28 images, got {self.image_shape}; use arch='table9' for 64x64")
         if self.arch == "table9" and tuple(self.image_shape[1:]) != (64, 64):
@@ -84,9 +145,6 @@ class LQVAEConfig:
         if self.code_weight < 0 or self.margin_weight < 0 or self.margin < 0:
             raise ValueError(f"expected code_weight, margin_weight and margin >= 0, got {self.code_weight}, "
                              f"{self.margin_weight}, {self.margin}")
-        if self.latent_dim < 1:
-            raise ValueError(f"expected latent_dim >= 1, got {self.latent_dim}")
-        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
 
     @classmethod
     def mnist(cls, **overrides: Any) -> "LQVAEConfig":
@@ -103,9 +161,6 @@ class LQVAEConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "LQVAEConfig":
-        data = dict(data)
-        if "betas" in data:
-            data["betas"] = tuple(data["betas"])
         return _from_dict(cls, data)
 
 
@@ -121,6 +176,9 @@ class ClassifierConfig:
     def __post_init__(self) -> None:
         if self.arch not in ("A", "B", "C"):
             raise ValueError(f"expected classifier arch A, B or C, got {self.arch!r}")
+        _check_image_shape(self)
+        _int(self, "num_classes", self.num_classes, 2, MAX_CLASSES)
+        _real(self, "lr", self.lr)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -155,20 +213,24 @@ class DefenseGANConfig:
     betas: tuple[float, float] = (0.5, 0.9)
 
     def __post_init__(self) -> None:
+        _check_image_shape(self)
         if tuple(self.image_shape[1:]) != (28, 28):
             raise ValueError(f"the Defense-GAN generator makes 28x28 images, got {self.image_shape}")
-        if self.search_steps < 1 or self.restarts < 1:
-            raise ValueError(f"expected search_steps >= 1 and restarts >= 1, got {self.search_steps}, {self.restarts}")
-        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        _int(self, "search_steps", self.search_steps, 1, MAX_STEPS)
+        _int(self, "restarts", self.restarts, 1, MAX_STEPS)
+        _int(self, "latent_dim", self.latent_dim, 1, MAX_LATENT)
+        _int(self, "dim", self.dim, 1, MAX_WIDTH)
+        _int(self, "critic_dim", self.critic_dim, 1, MAX_WIDTH)
+        _int(self, "critic_iters", self.critic_iters, 1, MAX_STEPS)
+        for name in ("search_lr", "search_momentum", "gp_weight", "lr"):
+            _real(self, name, getattr(self, name))
+        _check_betas(self)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DefenseGANConfig":
-        data = dict(data)
-        if "betas" in data:
-            data["betas"] = tuple(data["betas"])
         return _from_dict(cls, data)
 
 
