@@ -35,9 +35,8 @@ from safetensors import SafetensorError, safe_open
 from tqdm import tqdm
 
 from lqvae.adv_inputs import AdvInputs, pgd_linf, quick_robustness, training_inputs
-from lqvae import checkpoint as ckpt_mod
-from lqvae.checkpoint import (CheckpointError, load_checkpoint, load_train_state, save_checkpoint,
-                              save_train_state)
+from lqvae.checkpoint import (CheckpointError, load_checkpoint, load_train_state, remove_stale_temporaries,
+                              save_checkpoint, save_train_state)
 from lqvae.config import ClassifierConfig, DefenseGANConfig, LQVAEConfig
 from lqvae.data import DATASETS, load_split
 from lqvae.device import DEVICE_CHOICES, resolve_device
@@ -231,9 +230,7 @@ def run(job: Job, args: argparse.Namespace, train: tuple[torch.Tensor, torch.Ten
     """
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries = getattr(ckpt_mod, "remove_stale_temporaries", None)
-    if remove_stale_temporaries is not None:  # left by a run killed (SIGKILL, power loss) in the middle of a save
-        remove_stale_temporaries(out)
+    remove_stale_temporaries(out)  # left by a run killed (SIGKILL, power loss) in the middle of a save
     ckpt, state_path, log_path = (out / f"{job.name}.safetensors", out / f"{job.name}.train-state.safetensors",
                                   out / f"{job.name}.log.jsonl")
     job.model.to(device)  # before loading a state: the optimizer puts its moments beside the parameters

@@ -179,3 +179,20 @@ def test_resume_refuses_a_state_of_another_run(data, tmp_path, capsys):
 def test_resume_without_a_state_starts_fresh_and_says_so(data, tmp_path, capsys):
     main([*_args([*CLASSIFIER[:-1], "1"], data, tmp_path), "--resume"])
     assert "no training state" in capsys.readouterr().err and _info(tmp_path / _state_name(CLASSIFIER))["epoch"] == 1
+
+
+def test_a_new_run_removes_temporaries_a_killed_save_left(data, tmp_path):
+    """SIGKILL in the middle of a save leaves ``.<name>.<pid>.<random>.tmp``; the next start removes it."""
+    out = tmp_path / "run"
+    out.mkdir()
+    dead = 2 ** 22 + 12345  # above the default pid_max of 4,194,304: never a live process
+    orphan = out / f".classifier_C.safetensors.{dead}.abcd1234.tmp"
+    orphan.write_bytes(b"\0" * 1024)
+    old = orphan.stat().st_mtime - 120  # untouched for longer than the grace period
+    os.utime(orphan, (old, old))
+    mine = out / f".classifier_C.safetensors.{os.getpid()}.efgh5678.tmp"  # a live writer's file stays
+    mine.write_bytes(b"\0")
+    unrelated = out / "notes.tmp"
+    unrelated.write_text("keep")
+    main(_args([*CLASSIFIER[:-1], "1", "--limit", "32"], data, out))
+    assert not orphan.exists() and mine.exists() and unrelated.exists()
