@@ -18,10 +18,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from lqvae import validate as check
 from lqvae.attacks import AttackSpec, run_attack
-from lqvae.device import resolve_device
 from lqvae.models import LQVAE
 from lqvae.theory import flip_probability, poisson_binomial_pmf, prob_k_flips
+from lqvae.validate import InputError
 
 ANALYZE_MODES = ("deterministic", "stochastic")
 
@@ -62,21 +63,13 @@ class Analysis:
     label: int | None = None  # the label the attack used (the prediction when none was given)
 
 
-def as_image_batch(image: np.ndarray | Tensor) -> Tensor:
-    """(1, C, H, W) float32 in [0, 1] from (H, W), (C, H, W) or (1, C, H, W), uint8 or float."""
-    x = image if isinstance(image, Tensor) else torch.from_numpy(np.array(image, copy=True))
-    if x.dtype == torch.uint8:
-        x = x.float() / 255.0
-    x = x.detach().float()
-    if x.dim() == 2:
-        x = x.unsqueeze(0)
-    if x.dim() == 3:
-        x = x.unsqueeze(0)
-    if x.dim() != 4 or x.shape[0] != 1:
-        raise ValueError(f"expected one image (H, W), (C, H, W) or (1, C, H, W), got shape {tuple(x.shape)}")
-    if x.min() < 0 or x.max() > 1:
-        raise ValueError(f"expected pixels in [0, 1] (or uint8), got min {float(x.min()):.3f} max {float(x.max()):.3f}")
-    return x
+def as_image_batch(image: np.ndarray | Tensor, *, shape: tuple[int, int, int] | None = None) -> Tensor:
+    """(1, C, H, W) float32 in [0, 1] from (H, W), (C, H, W) or (1, C, H, W), uint8 or float.
+
+    ``shape`` is the (C, H, W) the models expect (None = any). Raises :class:`InputError` for a wrong
+    shape or dtype, NaN/Inf pixels or floats outside [0, 1] (see :func:`lqvae.validate.image`).
+    """
+    return check.image(image, shape=shape)
 
 
 def theorem1_prediction(mu: Tensor, mu_adv: Tensor, observed: int, *, eta: float, l2: float | None = None,
@@ -143,16 +136,38 @@ def analyze(image: np.ndarray | Tensor, label: int | None, *, classifier: nn.Mod
         should_stop, progress: passed to :func:`lqvae.attacks.run_attack`.
 
     Raises:
+        lqvae.validate.InputError: an argument is invalid (before any model runs); the message says which.
         lqvae.attacks.AttackCancelled: when ``should_stop()`` became True during the attack.
     """
-    if mode not in ANALYZE_MODES:
-        raise ValueError(f"expected mode in {ANALYZE_MODES}, got {mode!r}")
-    dev = resolve_device(device)
-    x = as_image_batch(image).to(dev)
+    shape = check.model_image_shape(classifier=classifier, purifier=purifier, substitute=substitute)
+    x = as_image_batch(image, shape=shape)
+    k = check.declared_classes(classifier)
+    label = check.label(label, num_classes=k)
+    check.choice(mode, "mode", ANALYZE_MODES)
+    n_samples = check.integer(n_samples, "n_samples", low=1, high=check.MAX_SAMPLES)
+    if spec is not None:
+        check.attack_setup(spec, purifier=purifier, substitute=substitute, num_classes=k, pixels=x[0].numel(),
+                           own_labels=None if label is None else [label])
+    dev = check.device(device)
+    x = x.to(dev)
     classifier.eval()
-    p_orig = _probs(classifier, x)[0]
+    try:
+        p_orig = _probs(classifier, x)[0]  # (K,)
+    except (RuntimeError, ValueError) as exc:
+        if shape is not None:
+            raise
+        # no model declares an image shape: the classifier refusing this one is the caller's shape
+        raise InputError(f"image: the classifier cannot take an image of shape {tuple(x.shape[1:])} "
+                         f"({type(exc).__name__}: {exc})") from None
+    if k is None:  # no cfg.num_classes: check against the classifier's output
+        label = check.label(label, num_classes=p_orig.numel())
+        if spec is not None and spec.targeted:
+            check.label(spec.target, "spec.target", num_classes=p_orig.numel())
     if label is None:
         label = int(p_orig.argmax())
+        if spec is not None and spec.targeted and spec.target == label:
+            raise InputError(f"spec.target: the target class {spec.target} is already the classifier's prediction "
+                             "for this image (no label given); aim at another class or use targeted=False")
     res = Analysis(original=x[0].cpu().numpy(), probs_original=p_orig.cpu().numpy(), label=int(label))
 
     adv = None
@@ -216,4 +231,4 @@ def _purify_into(res: Analysis, purifier: nn.Module, classifier: nn.Module, x: T
                                        linf=res.linf, lipschitz_target=cfg.lipschitz_target if cfg else None)
 
 
-__all__ = ["Analysis", "analyze", "as_image_batch", "theorem1_prediction", "ANALYZE_MODES"]
+__all__ = ["Analysis", "analyze", "as_image_batch", "theorem1_prediction", "ANALYZE_MODES", "InputError"]

@@ -46,7 +46,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from lqvae import validate as check
 from lqvae.models import LQVAE, Defended, StochasticPurifier
+from lqvae.validate import InputError
 
 ATTACKS = ("fgsm", "bim", "pgd", "deepfool", "deepfool_linf", "cw", "boundary")  # deepfool = L2
 THREATS = ("whitebox", "blackbox", "bpda", "bpda_eot")
@@ -99,13 +101,17 @@ class AttackCancelled(Exception):
 class AttackSpec:
     """What to attack with, how hard, and under which threat model.
 
+    Every field is checked on construction (:class:`lqvae.validate.InputError` names the field); what
+    depends on the models (target < K, an L2 eps within the image's size, a purifier for BPDA, a
+    substitute for blackbox) is checked by :func:`lqvae.validate.attack_setup` when the attack runs.
+
     Args:
         attack: one of ``ATTACKS`` (``deepfool`` is L2 DeepFool, ``boundary`` is foolbox's
             BoundaryAttack started from an L-inf PGD point).
-        eps: L-inf budget for L-inf attacks, L2 budget for L2 attacks; None = the preset's (0.3 for
-            the L-inf attacks, unbounded for DeepFool, C&W and Boundary).
+        eps: L-inf budget for L-inf attacks (in (0, 1]), L2 budget for L2 attacks; None = the preset's
+            (0.3 for the L-inf attacks, unbounded for DeepFool, C&W and Boundary).
         steps: iterations (PGD/BIM steps, DeepFool max steps, C&W steps per binary-search step,
-            Boundary steps); None = the preset's. Ignored by FGSM.
+            Boundary steps), 1 to ``validate.MAX_STEPS``; None = the preset's. Ignored by FGSM.
         preset: ``"live"`` (one image, interactive) or ``"paper"`` (the tables' strength).
         targeted: aim for class ``target`` instead of any wrong class (not DeepFool).
         target: the target class when ``targeted``.
@@ -129,27 +135,31 @@ class AttackSpec:
     restarts: int = 1
     seed: int = 0
 
-    def __post_init__(self) -> None:
-        if self.attack not in ATTACKS:
-            raise ValueError(f"expected attack in {ATTACKS}, got {self.attack!r}")
-        if self.threat not in THREATS:
-            raise ValueError(f"expected threat in {THREATS}, got {self.threat!r}")
-        if self.preset not in PRESET_NAMES:
-            raise ValueError(f"expected preset in {PRESET_NAMES}, got {self.preset!r}")
-        if self.bpda_backward not in BPDA_BACKWARDS:
-            raise ValueError(f"expected bpda_backward in {BPDA_BACKWARDS}, got {self.bpda_backward!r}")
-        if self.eps is not None and not self.eps > 0:
-            raise ValueError(f"expected eps > 0 or None (preset default), got {self.eps}")
-        if self.steps is not None and self.steps < 1:
-            raise ValueError(f"expected steps >= 1 or None (preset default), got {self.steps}")
-        if self.eot_samples < 1:
-            raise ValueError(f"expected eot_samples >= 1, got {self.eot_samples}")
-        if self.restarts < 1:
-            raise ValueError(f"expected restarts >= 1, got {self.restarts}")
+    def __post_init__(self) -> None:  # every field checked here; what needs the models: validate.attack_setup
+        check.choice(self.attack, "spec.attack", ATTACKS)
+        check.choice(self.threat, "spec.threat", THREATS)
+        check.choice(self.preset, "spec.preset", PRESET_NAMES)
+        check.choice(self.bpda_backward, "spec.bpda_backward", BPDA_BACKWARDS)
+        if self.eps is not None:
+            eps = check.real(self.eps, "spec.eps")
+            if not eps > 0:
+                raise InputError(f"spec.eps: expected eps > 0 or None (preset default), got {self.eps}")
+            if NORMS[self.attack] == "linf" and eps > 1:
+                raise InputError(f"spec.eps: expected an L-inf budget in (0, 1] (pixels are in [0, 1]), got {eps}")
+        if self.steps is not None:
+            check.integer(self.steps, "spec.steps", low=1, high=check.MAX_STEPS)
+        check.integer(self.eot_samples, "spec.eot_samples", low=1, high=check.MAX_SAMPLES)
+        check.integer(self.restarts, "spec.restarts", low=1, high=check.MAX_RESTARTS)
+        check.integer(self.seed, "spec.seed", low=0, high=2**63 - 1)
+        if not isinstance(self.targeted, (bool, np.bool_)):
+            raise InputError(f"spec.targeted: expected True or False, got {self.targeted!r}")
         if self.targeted and self.target is None:
-            raise ValueError("targeted=True needs target=<class index>; set target or use targeted=False")
+            raise InputError("spec.target: targeted=True needs target=<class index>; set target or use targeted=False")
+        if self.targeted:
+            check.label(self.target, "spec.target")
         if self.targeted and self.attack in ("deepfool", "deepfool_linf"):
-            raise ValueError("foolbox's DeepFool is untargeted only; use pgd, bim or cw for a targeted attack")
+            raise InputError("spec.targeted: foolbox's DeepFool is untargeted only; use pgd, bim or cw for a "
+                             "targeted attack")
 
     @property
     def norm(self) -> str:
@@ -262,15 +272,15 @@ def attacked_model(spec: AttackSpec, *, classifier: nn.Module, purifier: nn.Modu
         return classifier
     if spec.threat == "blackbox":
         if substitute is None:
-            raise ValueError("threat 'blackbox' attacks a substitute classifier: pass substitute=<nn.Module> "
+            raise InputError("threat 'blackbox' attacks a substitute classifier: pass substitute=<nn.Module> "
                              "(e.g. classifier B when defending A)")
         return substitute
     if purifier is None:
-        raise ValueError(f"threat {spec.threat!r} attacks purifier and classifier end to end: pass purifier=<LQVAE>")
+        raise InputError(f"threat {spec.threat!r} attacks purifier and classifier end to end: pass purifier=<LQVAE>")
     if spec.threat == "bpda":
         return Defended(purifier, classifier)
     if not isinstance(purifier, LQVAE):
-        raise ValueError(f"threat 'bpda_eot' needs an LQVAE purifier (it samples z), got {type(purifier).__name__}")
+        raise InputError(f"threat 'bpda_eot' needs an LQVAE purifier (it samples z), got {type(purifier).__name__}")
     return EOTDefended(purifier, classifier, spec.eot_samples)
 
 
@@ -445,9 +455,14 @@ def run_attack(spec: AttackSpec, images: Tensor, labels: Tensor, *, classifier: 
 
     Returns:
         An :class:`AttackResult`; an attack error on one image fails that image only.
+
+    Raises:
+        lqvae.validate.InputError: images not (B, C, H, W) of the models' shape, finite and in [0, 1] (or
+            uint8), labels not B class indices, or ``spec`` needing a model that was not passed.
     """
     t0 = time.perf_counter()
-    images, labels = _check_inputs(images, labels)
+    images, labels = _check_inputs(spec, images, labels, classifier=classifier, purifier=purifier,
+                                   substitute=substitute)
     params = attack_params(spec)
     model = attacked_model(spec, classifier=classifier, purifier=purifier, substitute=substitute)
     device = _device_of(model)
@@ -505,20 +520,16 @@ def run_attack(spec: AttackSpec, images: Tensor, labels: Tensor, *, classifier: 
         seconds=time.perf_counter() - t0, messages=messages, params=params)
 
 
-def _check_inputs(images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-    images = torch.as_tensor(images)
-    labels = torch.as_tensor(labels).long().view(-1)
-    if images.dim() != 4:
-        raise ValueError(f"expected images of shape (B, C, H, W), got {tuple(images.shape)}; add a batch axis")
-    if len(images) != len(labels):
-        raise ValueError(f"got {len(images)} images but {len(labels)} labels")
-    if not images.is_floating_point():
-        raise ValueError(f"expected float images in [0, 1], got dtype {images.dtype}; divide uint8 images by 255")
-    images = images.float()
-    if len(images) and (images.min() < 0 or images.max() > 1):
-        raise ValueError(f"expected images in [0, 1], got min {float(images.min()):.3f} max "
-                         f"{float(images.max()):.3f}; attacks are defined on [0, 1] pixels")
-    return images.detach(), labels
+def _check_inputs(spec: AttackSpec, images: Tensor, labels: Tensor, *, classifier: nn.Module,
+                  purifier: nn.Module | None, substitute: nn.Module | None) -> tuple[Tensor, Tensor]:
+    """(B, C, H, W) float32 in [0, 1] and (B,) int64 labels, or :class:`InputError` (see :mod:`lqvae.validate`)."""
+    shape = check.model_image_shape(classifier=classifier, purifier=purifier, substitute=substitute)
+    images = check.images(images, shape=shape, min_n=0)
+    k = check.declared_classes(classifier)
+    labels = check.labels(labels, n=len(images), num_classes=k)
+    check.attack_setup(spec, purifier=purifier, substitute=substitute, num_classes=k,
+                       pixels=images[0].numel() if len(images) else None)
+    return images, labels
 
 
 def _device_of(model: nn.Module) -> torch.device:

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from lqvae import validate as check
 from lqvae.attacks import (ATTACKS, EOT_CHECK_SAMPLES, PRESET_NAMES, THREATS, AttackResult, AttackSpec,
                            attack_params, run_attack)
 from lqvae.checkpoint import CheckpointError, atomic_write, load_checkpoint
@@ -247,7 +248,13 @@ def evaluate_batch(spec: AttackSpec, images: Tensor, labels: Tensor, *, classifi
     (defended when there is a purifier), ``attacked_accuracy_undefended, attack_failures, mean_linf,
     mean_l2, seconds``, and with an LQ-VAE ``clean_accuracy_defended, bits, theorem1`` (plus
     ``attacked_accuracy_stochastic`` for ``bpda_eot``). Accuracies in percent.
+
+    Raises:
+        lqvae.validate.InputError: ``images`` is not (N >= 1, C, H, W) of the models' shape, finite, in [0, 1]
+            (or uint8), ``labels`` not N class indices, or ``spec`` does not fit the models given.
     """
+    images, labels = _check_batch(spec, images, labels, classifier=classifier, purifier=purifier,
+                                  substitute=substitute, batch_size=batch_size)
     t0 = time.perf_counter()
     result = run_attack(spec, images, labels, classifier=classifier, purifier=purifier,  # type: ignore[arg-type]
                         substitute=substitute, should_stop=should_stop, progress=progress,
@@ -258,6 +265,22 @@ def evaluate_batch(spec: AttackSpec, images: Tensor, labels: Tensor, *, classifi
                      stochastic=spec.threat == "bpda_eot", lipschitz=measured_lipschitz(purifier, images)))
     out["seconds"] = round(time.perf_counter() - t0, 3)
     return out
+
+
+def _check_batch(spec: AttackSpec, images: Tensor, labels: Tensor, *, classifier: nn.Module,
+                 purifier: nn.Module | None, substitute: nn.Module | None,
+                 batch_size: int | None) -> tuple[Tensor, Tensor]:
+    """``evaluate_batch``'s arguments checked before any attack runs (:mod:`lqvae.validate`)."""
+    shape = check.model_image_shape(classifier=classifier, purifier=purifier, substitute=substitute)
+    images = check.images(images, shape=shape)
+    k = check.declared_classes(classifier)
+    if k is None:  # no cfg.num_classes: the classifier's output width (its refusal is the images' shape)
+        k = check.probe_classes(classifier, images[:1].to(_device_of(classifier)))
+    labels = check.labels(labels, n=len(images), num_classes=k)
+    check.attack_setup(spec, purifier=purifier, substitute=substitute, num_classes=k, pixels=images[0].numel())
+    if batch_size is not None:
+        check.integer(batch_size, "batch_size", low=1)
+    return images, labels
 
 
 # ----------------------------------------------------------------------------- loading
