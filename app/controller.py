@@ -15,8 +15,8 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from app import engine_adapter
 from app.image_io import load_image
-from app.state import (CLASSIFIER_DEFENSES, DEFENSEGAN_SEARCH, AnalysisRequest, AppState, EngineInfo, ModelsInfo,
-                       split_classifier)
+from app.state import (CLASSIFIER_DEFENSES, DEFENSEGAN_SEARCH, UNTARGETED_ONLY, AnalysisRequest, AppState, EngineInfo,
+                       ModelsInfo, split_classifier)
 from app.workers import Worker, WorkerPool
 
 DEBOUNCE_MS = 150
@@ -263,6 +263,12 @@ class Controller(QObject):
         if a.threat == "bpda_eot" and s.purifier_kind(s.defense.purifier) == "defensegan":
             return (f"{a.label()}: EOT averages over a purifier's sampled codes; Defense-GAN samples nothing (its "
                     "restarts are seeded, so it is deterministic). Use plain BPDA.")
+        image = s.image
+        if (a.targeted and a.attack not in UNTARGETED_ONLY and image is not None and image.label is not None
+                and a.target == image.label):
+            names = s.class_names()
+            return (f"{a.label()}: the target {names[a.target] if 0 <= a.target < len(names) else a.target} is this "
+                    "image's true class already; choose another target class (or untick Targeted).")
         if a.threat == "blackbox" and s.engine is not None and a.substitute not in s.engine.classifiers:
             return f"Black-box transfer needs a substitute classifier; {a.substitute!r} is not in the checkpoints."
         return ""

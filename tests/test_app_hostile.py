@@ -176,3 +176,19 @@ def test_a_failed_job_names_an_unexpected_error_by_its_type():
     assert user_message(AssertionError()) == "AssertionError"
     assert user_message(ValueError("x.png: not an image")) == "x.png: not an image"
     assert user_message(FileNotFoundError(2, "No such file", "x.png")).endswith("'x.png'")
+
+
+def test_a_target_equal_to_the_true_class_is_explained_not_run(qtbot, window):
+    s = window.state
+    label = s.image.label
+    assert label is not None  # the first bundled sample
+    messages: list[tuple[str, str]] = []
+    s.message.connect(lambda level, text: messages.append((level, text)))
+    started: list[object] = []
+    s.analysisStarted.connect(started.append)
+    s.set_attack(attack="fgsm", targeted=True, target=int(label))
+    s.request_run(False)
+    wait_settled(qtbot, window)
+    assert not started
+    assert any(level == "warning" and "true class already" in text for level, text in messages), messages
+    assert not any(level == "error" for level, _ in messages), messages
