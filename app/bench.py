@@ -28,9 +28,9 @@ TARGETS_MS = {"startup_to_window": 3000, "fgsm": 100, "pgd40": 500, "bpda_pgd40"
 def random_checkpoints(root: Path) -> Path:
     import torch
 
-    from lqvae.checkpoint import save_checkpoint
-    from lqvae.config import ClassifierConfig, LQVAEConfig
-    from lqvae.models import LQVAE, Classifier
+    from lqvae.io.checkpoint import save_checkpoint
+    from lqvae.core.config import ClassifierConfig, LQVAEConfig
+    from lqvae.core.models import LQVAE, Classifier
 
     folder = root / "mnist"
     folder.mkdir(parents=True, exist_ok=True)
@@ -44,7 +44,7 @@ def random_checkpoints(root: Path) -> Path:
 
 
 def ensure_models(env: dict[str, str], tmp: Path) -> str:
-    from lqvae.registry import checkpoint_root, inventory
+    from lqvae.io.registry import checkpoint_root, inventory
 
     inv = inventory("mnist")
     if "A" in inv.classifiers and "lqvae" in inv.purifiers:
@@ -55,7 +55,7 @@ def ensure_models(env: dict[str, str], tmp: Path) -> str:
 
 
 def ensure_samples(env: dict[str, str], tmp: Path) -> None:
-    from app.engine_adapter import samples_root
+    from app.engine.adapter import samples_root
 
     if (samples_root() / "mnist.npz").is_file():
         return

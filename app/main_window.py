@@ -13,22 +13,22 @@ from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QMainWindow, QScrollArea, QSplitter, QTabWidget,
                                QVBoxLayout, QWidget)
 
-from app.attack_panel import AttackPanel
-from app.bits_panel import BitsPanel
-from app.controller import Controller
-from app.defense_panel import DefensePanel
-from app.evaluate_tab import EvaluateTab
-from app.export import export
-from app.history_strip import HistoryStrip
-from app.honesty_panel import HonestyPanel
-from app.image_row import ImageRow
-from app.input_panel import InputPanel
-from app.message_bar import MessageBar
-from app.models_panel import ModelsPanel
-from app.prob_panel import ProbabilityPanel
-from app.state import AppState
-from app.status_bar import StatusBar
-from app.widgets import configure_plots, group
+from app.panels.attack import AttackPanel
+from app.panels.bits import BitsPanel
+from app.engine.controller import Controller
+from app.panels.defense import DefensePanel
+from app.panels.evaluate_tab import EvaluateTab
+from app.render.export import export
+from app.panels.history import HistoryStrip
+from app.panels.honesty import HonestyPanel
+from app.panels.image_row import ImageRow
+from app.panels.input import InputPanel
+from app.panels.message_bar import MessageBar
+from app.panels.models import ModelsPanel
+from app.panels.probabilities import ProbabilityPanel
+from app.state.app_state import AppState
+from app.panels.status_bar import StatusBar
+from app.panels.widgets import configure_plots, group
 
 TABS = ("explore", "evaluate")
 

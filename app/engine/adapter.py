@@ -1,0 +1,312 @@
+"""The GUI's one door into the engine. Every function here runs on a worker thread.
+
+Importing this module is cheap: torch, foolbox and the engine are imported by ``engine()`` on the
+first worker, so the window is up before they load. The analysis call is the engine's own
+``lqvae.evaluate.analysis.analyze`` (the one the evaluation CLI uses); a drawing or a file has no true label,
+so it is attacked away from the classifier's own prediction. The Evaluate tab's batch call is
+``lqvae.evaluate.scoring.evaluate_batch``, the one behind ``python -m lqvae.evaluate run``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from app.state.app_state import DEFENSEGAN_SEARCH, AnalysisRequest, EngineInfo, ModelsInfo, ModelSettings
+
+SAMPLES_ENV = "LQVAE_SAMPLES"  # folder with <dataset>.npz, default resources/samples
+THREADS_ENV = "LQVAE_THREADS"  # torch intra-op threads (default: torch's choice)
+
+
+@dataclass(frozen=True)
+class Engine:
+    analyze: Callable[..., Any]
+    evaluate_batch: Callable[..., Any] | None
+    AttackSpec: type
+    AttackCancelled: type
+    source: str
+    note: str = ""
+
+
+_engine: Engine | None = None
+_engine_lock = threading.Lock()
+
+
+def engine() -> Engine:
+    """Import torch and the engine once (the first call takes a few seconds)."""
+    global _engine
+    with _engine_lock:
+        if _engine is None:
+            import torch
+
+            threads = int(os.environ.get(THREADS_ENV, "0") or 0)
+            if threads > 0:
+                torch.set_num_threads(threads)
+            import lqvae.evaluate.analysis as analysis
+            from lqvae.attacks.runners import AttackCancelled, AttackSpec
+
+            try:
+                from lqvae.evaluate.scoring import evaluate_batch
+                note = ""
+            except Exception as exc:  # noqa: BLE001 - the Evaluate tab says so; the rest works
+                evaluate_batch = None
+                note = f"batch evaluation unavailable: lqvae.evaluate.scoring failed to import ({exc})"
+            _engine = Engine(analysis.analyze, evaluate_batch, AttackSpec, AttackCancelled, "lqvae.evaluate.analysis", note)
+        return _engine
+
+
+def samples_root() -> Path:
+    return Path(os.environ.get(SAMPLES_ENV) or Path(__file__).resolve().parents[2] / "resources" / "samples")
+
+
+# ----------------------------------------------------------------------------- boot
+def boot(dataset: str, *, should_stop=None, progress=None) -> EngineInfo:
+    """Import the engine, list the dataset's checkpoints and load its bundled samples.
+
+    A bad checkpoint file never stops the boot: the registry lists it in ``checkpoint_errors`` with the
+    reason and every other model stays usable. Orphaned temporary files of killed saves are removed."""
+    if progress:
+        progress(0.1, "importing torch and the engine")
+    eng = engine()
+    import torch
+    from lqvae.io.checkpoint import remove_stale_temporaries
+    from lqvae.io.data import CLASS_NAMES, load_samples
+    from lqvae.io.registry import checkpoint_root, inventory
+
+    from lqvae.attacks.runners import PRESETS
+
+    remove_stale_temporaries(checkpoint_root() / dataset)  # never raises; leaves a live writer's file alone
+    inv = inventory(dataset)
+    presets = {name: {a: int(p["steps"]) for a, p in table.items() if "steps" in p} for name, table in PRESETS.items()}
+    info = EngineInfo(presets=presets, dataset=dataset, class_names=list(CLASS_NAMES[dataset]),
+                      classifiers=sorted(inv.classifiers), purifiers=sorted(inv.purifiers),
+                      checkpoint_errors=dict(inv.errors), checkpoint_dir=str(checkpoint_root() / dataset),
+                      engine_source=eng.source, engine_note=eng.note, cuda_available=torch.cuda.is_available())
+    _describe_checkpoints(info, inv)
+    try:
+        split = load_samples(dataset, samples_root())
+        if split.images.ndim != 3 or split.images.shape[1:] != (28, 28) or len(split.images) != len(split.labels):
+            raise ValueError(f"unexpected shapes {split.images.shape} / {split.labels.shape}")
+        info.samples = (split.images, split.labels)
+    except Exception as exc:  # noqa: BLE001 - missing or broken sample file
+        info.samples_error = str(exc)
+    return info
+
+
+def _describe_checkpoints(info: EngineInfo, inv: Any) -> None:
+    """Purifier kinds and how the hardened classifiers were trained, from the files' metadata (headers only).
+
+    The registry has validated the schema (``args`` and ``metrics`` are JSON objects), but their values
+    are still whatever the file says: a file whose values do not describe simply gets no note."""
+    from lqvae.io.checkpoint import CheckpointError, read_metadata
+
+    for name, path in inv.purifiers.items():
+        try:
+            meta = read_metadata(path)
+        except CheckpointError:  # changed since the listing; loading it will say what is wrong
+            continue
+        vae = meta["kind"] == "lqvae" and meta["config"].get("quantizer", "binary") != "binary"
+        info.purifier_kinds[name] = "vae" if vae else str(meta["kind"])
+    for name, path in inv.classifiers.items():
+        try:
+            note = _hardening_note(read_metadata(path))
+        except CheckpointError:
+            continue
+        if note:
+            info.classifier_notes[name] = note
+
+
+def _hardening_note(meta: dict[str, Any]) -> str | None:
+    """"3 epochs of PGD-40 training at ε = 0.3; ..." for an adversarially trained classifier, else None."""
+    args, metrics = meta["args"], meta["metrics"]
+    if args.get("adv") not in ("madry", "advtr"):
+        return None
+    how = f"PGD-{args.get('pgd_steps', '?')}" if args["adv"] == "madry" else "half clean, half FGSM"
+    epochs = args.get("epochs", "?")
+    note = f"{epochs} epoch{'' if epochs == 1 else 's'} of {how} training at ε = {args.get('adv_eps', '?')}"
+    clean, pgd = metrics.get("test_accuracy"), metrics.get("pgd20_accuracy_1000")
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (clean, pgd)):
+        note += f"; at its end {clean:.1f} % clean and {pgd:.1f} % under PGD-20 (1,000 test images)"
+    return note[:300]  # the values are the file's: a hostile one must not flood the panel
+
+
+# ----------------------------------------------------------------------------- models
+class ModelCache:
+    """Loaded models by (dataset, role, name, device); loading is serialised by a lock.
+
+    ``role`` is ``"classifier"`` (``classifier_<name>.safetensors``) or ``"purifier"`` (``<name>.safetensors``
+    of any purifier kind the engine can build: the LQ-VAE now, the baselines when they land).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._models: dict[tuple[str, ...], Any] = {}
+
+    def get(self, dataset: str, role: str, name: str, device: str):
+        """The model, loaded by the registry's ``load_named`` (its name rules and all of the checkpoint checks
+        apply); a refused file raises ``CheckpointError`` naming it."""
+        from lqvae.io.registry import checkpoint_root, load_named
+
+        key = (str(checkpoint_root()), dataset, role, name, str(device))
+        with self._lock:
+            if key not in self._models:
+                kind = "classifier" if role == "classifier" else "purifier"
+                self._models[key] = load_named(dataset, name, kind=kind, device=device).model
+            return self._models[key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._models.clear()
+
+
+def resolve(device: str) -> str:
+    from lqvae.core.device import resolve_device
+
+    return str(resolve_device(device))
+
+
+def _describe(model: Any, path_name: str) -> str:
+    n = sum(p.numel() for p in model.parameters())
+    return f"{path_name} ({n / 1e6:.1f} M params)"
+
+
+def load_models(models: ModelSettings, purifier: str | None, cache: ModelCache, *, should_stop=None,
+                progress=None) -> ModelsInfo:
+    """Load the selected classifier and purifier; problems are reported per role, never raised."""
+    t0 = time.perf_counter()
+    engine()
+    try:
+        device = resolve(models.device)
+    except ValueError as exc:
+        return ModelsInfo(models.dataset, models.device, errors={"device": str(exc)})
+    info = ModelsInfo(models.dataset, device)
+    wanted = [("classifier", "classifier", models.classifier)]
+    if purifier:
+        wanted.append(("purifier", "purifier", purifier))
+    for role, kind, name in wanted:
+        if progress:
+            progress(len(info.loaded) / len(wanted), f"loading {role} {name}")
+        stem = f"classifier_{name}" if kind == "classifier" else name
+        try:
+            model = cache.get(models.dataset, kind, name, device)
+            info.loaded[role] = _describe(model, f"{stem}.safetensors")
+            if role == "purifier":
+                info.eta = float(getattr(getattr(model, "cfg", None), "eta", 0.0)) or None
+        except Exception as exc:  # noqa: BLE001 - CheckpointError, OSError, ...
+            info.errors[role] = str(exc)
+    info.seconds = time.perf_counter() - t0
+    return info
+
+
+# ----------------------------------------------------------------------------- analysis
+def configure_purifier(purifier: Any, search: str) -> str:
+    """Set a searching purifier's (Defense-GAN's) L and R to a ``DEFENSEGAN_SEARCH`` setting; returns what it
+    will do ("" for a purifier without a search)."""
+    if not hasattr(purifier, "restarts"):
+        return ""
+    purifier.search_steps, purifier.restarts = DEFENSEGAN_SEARCH[search]
+    return f"Defense-GAN search L = {purifier.search_steps}, R = {purifier.restarts}"
+
+
+def analyze(request: AnalysisRequest, cache: ModelCache, *, should_stop=None, progress=None):
+    """Run the engine's analysis for one request; returns the engine's ``Analysis``."""
+    eng = engine()
+    import torch
+
+    m = request.models
+    device = resolve(m.device)
+    classifier = cache.get(m.dataset, "classifier", m.classifier, device)
+    purifier = cache.get(m.dataset, "purifier", request.defense.purifier, device) if request.defense.purifier else None
+    search = configure_purifier(purifier, request.defense.search)  # the cached module: analyses never overlap
+    if progress and search:
+        progress(0.0, "searching")  # the status bar says which search
+    image = request.image.pixels.reshape(1, 28, 28).astype(np.float32)
+    spec, substitute = None, None
+    if request.attack is not None:
+        a = request.attack
+        spec = eng.AttackSpec(**a.to_spec_kwargs())
+        if a.threat == "blackbox":
+            substitute = cache.get(m.dataset, "classifier", a.substitute, device)
+    text = "attack + search" if search else "attacking"
+    report = (lambda f: progress(f, text)) if progress else None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(request.attack.seed if request.attack else 0)
+        return eng.analyze(image, request.image.label, classifier=classifier, purifier=purifier, spec=spec,
+                           substitute=substitute, mode=request.defense.mode, n_samples=request.defense.n_samples,
+                           device=device, should_stop=should_stop, progress=report)
+
+
+# ----------------------------------------------------------------------------- evaluation tab
+def evaluate(config: dict[str, Any], *, should_stop=None, progress=None) -> list[dict[str, Any]]:
+    """Batch evaluation for the Evaluate tab: one row per (attack, eps), on n bundled samples (all classes).
+
+    ``config``: dataset, classifier, purifier (or None), defense (its name for the rows), search (Defense-GAN's),
+    device, attacks (list), eps (list), threat, substitute, n, mode, images (N, 28, 28) uint8, labels (N,).
+    Models are loaded fresh (not shared with the live analysis, which may be running at the same time).
+    """
+    eng = engine()
+    if eng.evaluate_batch is None:
+        raise RuntimeError(eng.note)
+    import torch
+
+    cache = ModelCache()
+    device = resolve(config.get("device", "auto"))
+    ds = config["dataset"]
+    classifier = cache.get(ds, "classifier", config["classifier"], device)
+    purifier = cache.get(ds, "purifier", config["purifier"], device) if config.get("purifier") else None
+    search = config.get("search", "live") if configure_purifier(purifier, config.get("search", "live")) else None
+    substitute = (cache.get(ds, "classifier", config["substitute"], device)
+                  if config.get("threat") == "blackbox" else None)
+    idx = stratified(np.asarray(config["labels"]), int(config["n"]))
+    images = torch.from_numpy(np.asarray(config["images"][idx], np.float32) / 255.0).unsqueeze(1)
+    labels = torch.from_numpy(np.asarray(config["labels"][idx], np.int64))
+    from app.state.app_state import L2_ATTACKS
+
+    cells = [(a, e) for a in config["attacks"] for e in ([None] if a in L2_ATTACKS else config["eps"])]
+    rows = []
+    for i, (attack, eps) in enumerate(cells):
+        kwargs: dict[str, Any] = {"attack": attack, "eps": None if eps is None else float(eps),
+                                  "threat": config.get("threat", "whitebox"),
+                                  "preset": config.get("preset", "live")}
+
+        def sub_progress(f: float, i=i, attack=attack, eps=eps) -> None:
+            if progress:
+                progress((i + f) / len(cells), f"{attack} ε={'∞' if eps is None else f'{eps:g}'}")
+
+        spec = eng.AttackSpec(**kwargs)
+        out = eng.evaluate_batch(spec, images, labels, classifier=classifier, purifier=purifier,
+                                 substitute=substitute, should_stop=should_stop, progress=sub_progress)
+        rows.append(eval_row(out, defended=purifier is not None, attack=attack, eps=kwargs["eps"],
+                             threat=kwargs["threat"], dataset=ds, classifier=config["classifier"],
+                             defense=config.get("defense") or config.get("purifier") or "none", search=search))
+    return rows
+
+
+def stratified(labels: np.ndarray, n: int) -> np.ndarray:
+    """The first ``n`` indices taking classes in turn (the sample file is sorted by class)."""
+    rank = np.zeros(len(labels), int)
+    for k in np.unique(labels):
+        where = np.flatnonzero(labels == k)
+        rank[where] = np.arange(len(where))
+    return np.lexsort((labels, rank))[:n]
+
+
+def eval_row(out: dict[str, Any], *, defended: bool, **extra: Any) -> dict[str, Any]:
+    """One Evaluate-tab row from ``lqvae.evaluate.scoring.evaluate_batch``'s dict (whose ``attacked_accuracy``
+    is the defended one when there is a purifier); ``hamming`` is the per-image flips, from the histogram."""
+    bits = out.get("bits") or {}
+    hist = bits.get("hamming_histogram")
+    return {**extra, "n": out.get("n"), "clean_accuracy": out.get("clean_accuracy"),
+            "attacked_accuracy": out.get("attacked_accuracy_undefended", out.get("attacked_accuracy")),
+            "purified_clean_accuracy": out.get("clean_accuracy_defended") if defended else None,
+            "purified_attacked_accuracy": out.get("attacked_accuracy") if defended else None,
+            "attack_failures": out.get("attack_failures"), "mean_linf": out.get("mean_linf"),
+            "mean_l2": out.get("mean_l2"), "seconds": out.get("seconds"),
+            "hamming": [k for k, c in enumerate(hist) for _ in range(int(c))] if hist else None,
+            "theorem1": out.get("theorem1")}

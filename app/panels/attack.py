@@ -1,0 +1,202 @@
+"""The attack: which one, its budget ε, steps, targeted or not, and the threat model; Run and Cancel.
+
+Fast attacks re-run as the slider moves (the controller debounces); slow ones (C&W, Boundary, EOT,
+the paper preset) run when Run is pressed and show a progress bar with a Cancel button.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton,
+                               QSlider, QSpinBox, QWidget)
+
+from app.state.app_state import ATTACK_LABELS, ITERATIVE, L2_ATTACKS, THREAT_LABELS, UNTARGETED_ONLY, AppState
+
+ATTACK_TIPS = {
+    "fgsm": "Fast Gradient Sign Method: one step of size ε in the sign of the loss gradient. Fast.",
+    "bim": "Basic Iterative Method: FGSM repeated in small steps, projected back into the ε-ball.",
+    "pgd": "Projected Gradient Descent (Madry et al.): BIM from a random start; the standard strong L∞ attack.",
+    "deepfool": "DeepFool: walks to the nearest decision boundary in L2; finds small perturbations.",
+    "deepfool_linf": "DeepFool measured in L∞.",
+    "cw": "Carlini-Wagner L2: optimises the smallest L2 change that flips the class. Slow; run on demand.",
+    "boundary": "Boundary attack: needs only the predicted label (no gradients), starts from an adversarial "
+                "point and walks towards the original. Slow; run on demand.",
+}
+THREAT_TIPS = {
+    "whitebox": "Gradients of the classifier alone; the defense then purifies the result (paper Tables 1-3). "
+                "This is NOT an attack on the defense.",
+    "blackbox": "The attack runs on a substitute classifier and the result is transferred (paper Tables 4-6).",
+    "bpda": "Backward Pass Differentiable Approximation: attack purifier + classifier end to end; the hard "
+            "quantizer H is used forward, its soft version H~ gives the gradient backward (paper Table 7).",
+    "bpda_eot": "BPDA + Expectation over Transformation: averages gradients over several stochastic "
+                "purifications. The adaptive attack a sceptical reviewer asks for; beyond the paper.",
+}
+EPS_TIP = ("ε is the attacker's budget. L∞: no pixel may change by more than ε (pixels are in [0, 1]; the paper "
+           "uses 0.3). L2: the Euclidean length of the whole change; ∞ lets a minimal attack (DeepFool, C&W, "
+           "Boundary) use whatever it needs and reports what it used.")
+L2_INF = 101  # slider position meaning "unbounded"
+
+
+class AttackPanel(QWidget):
+    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.enabled = QCheckBox("Attack")
+        self.enabled.setToolTip("Untick to see the clean image and its purification only.")
+        self.attack = QComboBox()
+        for name, text in ATTACK_LABELS.items():
+            self.attack.addItem(text, name)
+            self.attack.setItemData(self.attack.count() - 1, ATTACK_TIPS[name], Qt.ItemDataRole.ToolTipRole)
+        self.threat = QComboBox()
+        for name, text in THREAT_LABELS.items():
+            self.threat.addItem(text, name)
+            self.threat.setItemData(self.threat.count() - 1, THREAT_TIPS[name], Qt.ItemDataRole.ToolTipRole)
+        self.substitute = QComboBox()
+        self.substitute.setToolTip("The classifier the black-box attack is computed on (trained separately).")
+        self.preset = QComboBox()
+        self.preset.addItem("live", "live")
+        self.preset.addItem("paper", "paper")
+        self.preset.setToolTip("live: fast enough for one image here; paper: the strength used for the result "
+                               "tables (much slower).")
+        self.eps = QSlider(Qt.Orientation.Horizontal)
+        self.eps.setMinimumWidth(160)
+        self.eps_label = QLabel("")
+        self.eps_label.setMinimumWidth(92)
+        for w in (self.eps, self.eps_label):
+            w.setToolTip(EPS_TIP)
+        self.steps = QSpinBox(minimum=0, maximum=10000, specialValueText="preset")
+        self.steps.setMinimumWidth(110)
+        self.steps.setToolTip("Iterations of an iterative attack (0 = the preset's number).")
+        self.targeted = QCheckBox("Targeted")
+        self.targeted.setToolTip("Aim for a chosen class instead of any wrong class (not available for DeepFool).")
+        self.target = QComboBox()
+        self.run = QPushButton("Run")
+        self.run.setToolTip("Run the attack now (Ctrl+R / F5)")
+        self.cancel = QPushButton("Cancel")
+        self.cancel.setToolTip("Stop the running attack (Esc); it stops within a second.")
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        self.progress.setTextVisible(True)
+        self.progress.setMaximumWidth(200)
+        self._show_progress = QTimer(self, singleShot=True, interval=250)  # no flicker for fast runs
+        self._show_progress.timeout.connect(lambda: self.progress.setVisible(self.state.busy))
+        self.hint = QLabel("")
+        self.hint.setStyleSheet("color:#52606d")
+
+        grid = QGridLayout(self)
+        grid.setContentsMargins(4, 4, 4, 4)
+        row0 = [self.enabled, self.attack, QLabel("Threat"), self.threat, QLabel("Substitute"), self.substitute,
+                QLabel("Preset"), self.preset, self.targeted, self.target]
+        row1 = [QLabel("ε"), self.eps, self.eps_label, QLabel("Steps"), self.steps, self.run, self.cancel,
+                self.progress, self.hint]
+        for r, widgets in enumerate((row0, row1)):
+            box = QHBoxLayout()
+            for w in widgets:
+                box.addWidget(w)
+            box.addStretch(1)
+            grid.addLayout(box, r, 0)
+
+        self.enabled.toggled.connect(lambda on: state.set_attack(enabled=on))
+        self.attack.currentIndexChanged.connect(lambda: state.set_attack(attack=self.attack.currentData()))
+        self.threat.currentIndexChanged.connect(lambda: state.set_attack(threat=self.threat.currentData()))
+        self.substitute.currentIndexChanged.connect(self._substitute_chosen)
+        self.preset.currentIndexChanged.connect(lambda: state.set_attack(preset=self.preset.currentData()))
+        self.eps.valueChanged.connect(self._eps_moved)
+        self.steps.valueChanged.connect(lambda v: state.set_attack(steps=v or None))
+        self.targeted.toggled.connect(lambda on: state.set_attack(targeted=on))
+        self.target.currentIndexChanged.connect(lambda i: i >= 0 and state.set_attack(target=i))
+        self.run.clicked.connect(lambda: state.request_run(False))
+        self.cancel.clicked.connect(state.request_cancel)
+        state.attackSettingsChanged.connect(self._sync)
+        state.defenseSettingsChanged.connect(lambda _d: self._sync(state.attack))  # the hint depends on it
+        state.engineInfoChanged.connect(self._on_engine)
+        state.modelSettingsChanged.connect(lambda _m: self._fill_targets())
+        state.busyChanged.connect(self._on_busy)
+        state.analysisStarted.connect(lambda _r: self._set_progress(0.0, "starting"))
+        state.analysisProgress.connect(self._set_progress)
+        self._fill_targets()
+        self._sync(state.attack)
+        self._on_busy(False)
+
+    # ------------------------------------------------------------------ user -> state
+    def _substitute_chosen(self) -> None:
+        name = self.substitute.currentData()
+        if name:
+            self.state.set_attack(substitute=name)
+
+    def _eps_moved(self, value: int) -> None:
+        if self.state.attack.attack in L2_ATTACKS:
+            self.state.set_attack(eps_l2=None if value >= L2_INF else value / 10)
+        else:
+            self.state.set_attack(eps_linf=value / 200)
+
+    # ------------------------------------------------------------------ state -> widgets
+    def _fill_targets(self) -> None:
+        self.target.blockSignals(True)
+        self.target.clear()
+        for k, name in enumerate(self.state.class_names()):
+            self.target.addItem(f"{k}: {name}")
+        self.target.setCurrentIndex(self.state.attack.target)
+        self.target.blockSignals(False)
+
+    def _on_engine(self, info) -> None:
+        self.substitute.blockSignals(True)
+        self.substitute.clear()
+        for name in self.state.base_classifiers():  # the paper's substitutes are plain classifiers
+            self.substitute.addItem(name, name)
+        self.substitute.blockSignals(False)
+        self._fill_targets()
+        self._sync(self.state.attack)
+
+    def _sync(self, a) -> None:
+        def put(combo: QComboBox, value) -> None:
+            i = combo.findData(value)
+            if i >= 0 and i != combo.currentIndex():
+                combo.blockSignals(True)
+                combo.setCurrentIndex(i)
+                combo.blockSignals(False)
+
+        for w in (self.enabled, self.eps, self.steps, self.targeted, self.target):
+            w.blockSignals(True)
+        self.enabled.setChecked(a.enabled)
+        put(self.attack, a.attack)
+        put(self.threat, a.threat)
+        put(self.substitute, a.substitute)
+        put(self.preset, a.preset)
+        if a.attack in L2_ATTACKS:
+            self.eps.setRange(1, L2_INF)
+            self.eps.setValue(L2_INF if a.eps_l2 is None else round(a.eps_l2 * 10))
+            self.eps_label.setText("L2 ∞ (minimal)" if a.eps_l2 is None else f"L2 ≤ {a.eps_l2:.1f}")
+        else:
+            self.eps.setRange(1, 100)
+            self.eps.setValue(round(a.eps_linf * 200))
+            self.eps_label.setText(f"L∞ ≤ {a.eps_linf:.3f}")
+        self.steps.setValue(a.steps or 0)
+        engine = self.state.engine
+        steps = (engine.presets.get(a.preset, {}) if engine is not None and engine.presets else ITERATIVE)
+        self.steps.setEnabled(a.attack in steps)
+        self.steps.setSpecialValueText(f"preset ({steps[a.attack]})" if a.attack in steps else "—")
+        self.targeted.setChecked(a.targeted)
+        self.targeted.setEnabled(a.attack not in UNTARGETED_ONLY)
+        self.target.setEnabled(a.targeted and a.attack not in UNTARGETED_ONLY)
+        self.target.setCurrentIndex(a.target)
+        for w in (self.enabled, self.eps, self.steps, self.targeted, self.target):
+            w.blockSignals(False)
+        self.substitute.setEnabled(a.threat == "blackbox")
+        self.attack.setToolTip(ATTACK_TIPS.get(a.attack, ""))
+        self.threat.setToolTip(THREAT_TIPS.get(a.threat, ""))
+        slow = self.state.attack_is_slow() or self.state.defense_is_slow()
+        self.hint.setText("slow: press Run" if slow else "re-runs as you move ε")
+
+    def _on_busy(self, busy: bool) -> None:
+        self.cancel.setEnabled(busy)
+        if busy:
+            self._show_progress.start()
+        else:
+            self._show_progress.stop()
+            self.progress.setVisible(False)
+            self.progress.setValue(0)
+
+    def _set_progress(self, fraction: float, text: str) -> None:
+        self.progress.setValue(int(fraction * 100))
+        self.progress.setFormat(f"{text} %p%" if text else "%p%")

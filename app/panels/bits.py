@@ -1,0 +1,249 @@
+"""The latent bits: clean and adversarial codes as grids, the continuous z per dimension, Theorem 1.
+
+A bit is +1 when |z_i| <= eta and -1 otherwise (eq. 2 of the paper). The grids show the 64 bits of
+H(mu) for the clean and the adversarial image with the flipped ones outlined; the plot shows mu per
+dimension for both with the +-eta thresholds, so one sees which coordinates crossed a threshold.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QPainter, QPen
+from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+
+from app.state.app_state import CLASSIFIER_DEFENSES, PURIFIER_LABELS, AppState, split_classifier
+
+PLUS, MINUS, FLIP = QColor("#243b53"), QColor("#e4e7eb"), QColor("#ef6c00")
+CLEAN_PEN, ADV_PEN = "#2166ac", "#b2182b"
+NO_CODE = {"vae": "it decodes the continuous μ, unquantized", "defensegan": "its code is a continuous GAN latent z"}
+
+
+def no_bits_text(purifier: str | None, classifier: str, kind: str | None) -> str:
+    """Why a defense shows no latent bits ("" when it has a bit code)."""
+    hardening = split_classifier(classifier)[1]
+    if purifier is None and hardening:
+        return f"{CLASSIFIER_DEFENSES[hardening]} hardens the classifier itself: no purifier, no latent bits."
+    if purifier is None:
+        return "No purifier selected: no latent bits."
+    if kind == "lqvae":
+        return ""
+    why = NO_CODE.get(kind or "", "it maps images to images without quantizing")
+    return f"{PURIFIER_LABELS.get(purifier, purifier)} has no bit code ({why}): only its images and predictions."
+
+
+class BitGrid(QWidget):
+    """A square grid of +-1 bits (dark = +1, light = -1); ``flipped`` cells get an orange outline."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.bits: np.ndarray | None = None
+        self.flipped: np.ndarray | None = None
+        self.setMinimumSize(96, 96)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+    def sizeHint(self) -> QSize:
+        return QSize(120, 120)
+
+    def set_bits(self, bits: np.ndarray | None, flipped: np.ndarray | None = None) -> None:
+        self.bits = None if bits is None else np.asarray(bits).reshape(-1)
+        self.flipped = None if flipped is None else np.asarray(flipped, bool).reshape(-1)
+        self.update()
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt API
+        p = QPainter(self)
+        side = min(self.width(), self.height()) - 4
+        x0, y0 = (self.width() - side) / 2, (self.height() - side) / 2
+        if self.bits is None:
+            p.fillRect(QRectF(x0, y0, side, side), QColor("#f3f4f6"))
+            p.end()
+            return
+        n = len(self.bits)
+        cols = math.ceil(math.sqrt(n))
+        cell = side / cols
+        for i, b in enumerate(self.bits):
+            r = QRectF(x0 + (i % cols) * cell, y0 + (i // cols) * cell, cell, cell).adjusted(1, 1, -1, -1)
+            p.fillRect(r, PLUS if b > 0 else MINUS)
+            if self.flipped is not None and self.flipped[i]:
+                p.setPen(QPen(FLIP, max(2.0, cell / 6)))
+                p.drawRect(r.adjusted(1, 1, -1, -1))
+        p.end()
+
+
+class BitsPanel(QWidget):
+    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.clean, self.adv = BitGrid(), BitGrid()
+        self.clean.setToolTip("H(μ) of the clean image: dark = +1 (|μ_i| ≤ η), light = −1. Orange outline: the "
+                              "bit flips under the attack.")
+        self.adv.setToolTip("H(μ) of the adversarial image. Every flipped bit changes the code the decoder sees; "
+                            "Theorem 1 argues few bits flip because the encoder is Lipschitz-constrained.")
+        self.hamming = QLabel("")
+        self.hamming.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.hamming.setWordWrap(True)  # the no-bits explanations are a sentence long
+        self.zplot = self._make_zplot()
+        self.theorem = QLabel("")
+        self.theorem.setWordWrap(True)
+        self.theorem.setTextFormat(Qt.TextFormat.RichText)
+        self.theorem.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.theorem.setFixedWidth(250)
+        self.theorem.setToolTip(
+            "Theorem 1: a coordinate z ~ N(0, 1) moved by |δz| flips its bit with probability "
+            "p = Φ(η+|δz|) − Φ(η−|δz|). 'Measured' gives each dimension its own p_i from this image's actual "
+            "|δz_i|, so the number of flips is Poisson-binomial; 'bound' uses |δz| ≤ K·‖δ‖₂ with this "
+            "perturbation's L2 size, as the theorem states; 'paper's plug-in' uses |δz| = K·ε∞ = 0.1 × ε as the "
+            "paper does, although the bound needs the L2 size.")
+        grid = QGridLayout(self)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.addWidget(QLabel("<b>Clean bits</b>"), 0, 0, Qt.AlignmentFlag.AlignCenter)
+        grid.addWidget(QLabel("<b>Adversarial bits</b>"), 0, 1, Qt.AlignmentFlag.AlignCenter)
+        grid.addWidget(self.clean, 1, 0)
+        grid.addWidget(self.adv, 1, 1)
+        grid.addWidget(self.hamming, 2, 0, 1, 2)
+        grid.addWidget(self.zplot, 0, 2, 3, 1)
+        right = QVBoxLayout()
+        right.addWidget(self.theorem)
+        right.addStretch(1)
+        grid.addLayout(right, 0, 3, 3, 1)
+        grid.setColumnStretch(2, 3)
+        grid.setColumnStretch(3, 2)
+        self.clear()
+        state.resultChanged.connect(self.show_result)
+        state.resultCleared.connect(self.clear)
+        state.defenseSettingsChanged.connect(lambda _d: self._on_selection())
+        state.modelSettingsChanged.connect(lambda _m: self._on_selection())
+
+    def _make_zplot(self) -> pg.PlotWidget:
+        w = pg.PlotWidget(background="w")
+        w.setTitle(f"μ per dimension: <span style='color:{CLEAN_PEN}'>● clean</span> "
+                   f"<span style='color:{ADV_PEN}'>✕ adv.</span> - - ±η", color="#1f2933", size="9pt")
+        w.setMouseEnabled(False, False)
+        w.hideButtons()
+        w.setMenuEnabled(False)
+        w.setMinimumHeight(150)
+        w.getAxis("bottom").setLabel("dimension")
+        w.getAxis("left").setWidth(30)
+        self.eta_lines = [pg.InfiniteLine(angle=0, pen=pg.mkPen("#7b8794", style=Qt.PenStyle.DashLine))
+                          for _ in range(2)]
+        for line in self.eta_lines:
+            w.addItem(line)
+        self.moves = pg.PlotDataItem(pen=pg.mkPen(QColor(FLIP), width=2), connect="pairs")
+        self.clean_pts = pg.ScatterPlotItem(size=6, brush=pg.mkBrush(CLEAN_PEN), pen=None, name="clean μ")
+        self.adv_pts = pg.ScatterPlotItem(size=6, symbol="x", brush=pg.mkBrush(ADV_PEN), pen=pg.mkPen(ADV_PEN),
+                                          name="adversarial μ")
+        for item in (self.moves, self.clean_pts, self.adv_pts):
+            w.addItem(item)
+        w.setToolTip("Dots: μ_i of the clean image; crosses: of the adversarial one. Dashed: ±η. A bit is +1 "
+                     "inside the band and −1 outside, so a coordinate crossing a dashed line flips its bit "
+                     "(orange segments).")
+        return w
+
+    def clear(self, text: str = "") -> None:
+        self.clean.set_bits(None)
+        self.adv.set_bits(None)
+        self.hamming.setText(text)
+        self.clean_pts.setData([])
+        self.adv_pts.setData([])
+        self.moves.setData([], [])
+        self.theorem.setText("")
+        self.zplot.setVisible(not text)  # an explanation instead of bits: no empty μ axes beside it
+
+    def _on_selection(self) -> None:
+        """A defense without bits was chosen: drop the previous defense's bits now, not at the next result."""
+        s = self.state
+        text = no_bits_text(s.defense.purifier, s.models.classifier, s.purifier_kind(s.defense.purifier))
+        if text and not s.restoring:
+            self.clear(text)
+
+    def show_result(self, request, result) -> None:
+        b0, b1 = result.bits_original, result.bits_adversarial
+        if b0 is None:
+            d = request.defense
+            self.clear(no_bits_text(d.purifier, request.models.classifier, self.state.purifier_kind(d.purifier)))
+            return
+        self.zplot.setVisible(True)
+        eta = _eta(result, self.state)
+        for line, y in zip(self.eta_lines, (eta, -eta)):
+            line.setPos(y)
+        z0 = np.asarray(result.z_original, float).reshape(-1)
+        dims = np.arange(len(z0))
+        self.zplot.setXRange(-1, len(z0), padding=0)
+        self.clean_pts.setData(dims, z0)
+        if b1 is None:
+            self.clean.set_bits(b0)
+            self.adv.set_bits(None)
+            self.adv_pts.setData([])
+            self.moves.setData([], [])
+            self.hamming.setText(f"{len(b0)} bits; run an attack to see which flip")
+            self.theorem.setText("")
+            return
+        flipped = np.asarray(b0).reshape(-1) != np.asarray(b1).reshape(-1)
+        self.clean.set_bits(b0, flipped)
+        self.adv.set_bits(b1, flipped)
+        m = len(flipped)
+        hd = int(result.hamming) if result.hamming is not None else int(flipped.sum())
+        self.hamming.setText(f"<b>Hamming distance: {hd} of {m} bits ({100 * hd / m:.1f} %)</b>")
+        z1 = np.asarray(result.z_adversarial, float).reshape(-1)
+        self.adv_pts.setData(dims, z1)
+        idx = np.flatnonzero(flipped)
+        xs = np.repeat(idx, 2).astype(float)
+        ys = np.column_stack([z0[idx], z1[idx]]).reshape(-1)
+        self.moves.setData(xs, ys)
+        self.theorem.setText(theorem_text(result.theorem1, hd, m))
+
+
+def _eta(result, state: AppState) -> float:
+    t = getattr(result, "theorem1", None) or {}
+    info = state.models_info
+    return float(t.get("eta") or (info.eta if info is not None and info.eta else 0.67449))
+
+
+def _get(d: dict, *names, default=None):
+    for n in names:
+        if n in d and d[n] is not None:
+            return d[n]
+    return default
+
+
+def theorem_text(t: dict | None, observed: int, m: int) -> str:
+    """The Theorem 1 readout as rich text: prediction from the measured per-coordinate latent shift, the
+    theorem's bound with the perturbation's L2 size, the paper's plug-in (|δz| = K·ε∞), and what happened."""
+    if not t:
+        return "<b>Theorem 1</b><br>no prediction for this result"
+    lines = ["<b>Theorem 1</b> — predicted vs observed flips", f"Observed: <b>{observed}</b> of {m} bits flipped"]
+    p, exp = _get(t, "p_flip"), _get(t, "expected_flips")
+    if p is not None and exp is not None:
+        dz, top = _get(t, "delta_z", "delta_z_mean"), _get(t, "delta_z_max")
+        shift = "measured |δz_i| per dimension" if dz is None else (
+            f"measured |δz_i| per dimension (mean {dz:.3g}" + (f", max {top:.3g})" if top is not None else ")"))
+        at_least = _get(t, "prob_at_least_observed")
+        lines.append(f"From the {shift}: mean p = {p:.3g}/bit, expect <b>{exp:.1f}</b> flips; "
+                     f"P(exactly {observed}) = {_prob(_get(t, 'prob_observed'))}"
+                     + (f", P(≥ {observed}) = {_prob(at_least)}" if at_least is not None else ""))
+    lp, le = _get(t, "l2_p_flip"), _get(t, "l2_expected_flips")
+    if lp is not None and le is not None:
+        l2, dz = _get(t, "l2", default=0.0), _get(t, "l2_delta_z", default=0.0)
+        lines.append(f"Bound with this perturbation's ‖δ‖₂ = {l2:.3g} (|δz| ≤ K·‖δ‖₂ = {dz:.3g}): expect "
+                     f"{le:.1f} flips, P(exactly {observed}) = {_prob(_get(t, 'l2_prob_observed'))}")
+    pp, pe = _get(t, "paper_p_flip"), _get(t, "paper_expected_flips")
+    if pp is not None and pe is not None:
+        dz = _get(t, "paper_delta_z", default=0.0)
+        prob = _get(t, "paper_prob_observed")
+        if prob is None and 0 <= observed <= m:
+            prob = math.comb(m, observed) * pp ** observed * (1 - pp) ** (m - observed)
+        lines.append(f"Paper's plug-in (|δz| = K·ε∞ = {dz:.3g}, an L∞ size in an L2 bound): expect {pe:.2f} "
+                     f"flips, P(exactly {observed}) = {_prob(prob)}")
+    if observed >= 0.06 * m:
+        lines.append("<span style='color:#c62828'>≥ 6 % of the bits flipped; the paper's Figure 3 has ~90 % of "
+                     "adversaries below that.</span>")
+    return "<br>".join(lines)
+
+
+def _prob(p) -> str:
+    if p is None:
+        return "—"
+    return f"{p:.2e}" if p < 1e-3 else f"{p:.3f}"

@@ -1,0 +1,145 @@
+"""The row of images: original, adversarial, perturbation, purified adversarial, purified original.
+
+Pixel-exact (nearest neighbour), each with the predicted class and its confidence, framed green when
+it matches the true label and red when not. The perturbation is amplified to the full range of a
+diverging map (blue darker, red lighter) and labelled with its L-inf and L2 sizes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
+
+from app.render.images import ACCENT, NEUTRAL, diverging_rgb, gray_qimage, rgb_qimage, verdict_color
+from app.state.app_state import AppState
+from app.panels.widgets import PixelView
+
+TILES = (
+    ("original", "Original", "The input as the classifier sees it (28×28, shown pixel-exact)."),
+    ("adversarial", "Adversarial", "The attacked image: original + perturbation, clipped to [0, 1]."),
+    ("perturbation", "Perturbation", "Adversarial − original, amplified to full colour: red = lighter, "
+                                     "blue = darker. ε bounds the largest change of any pixel (L∞) or the "
+                                     "Euclidean size of the whole change (L2)."),
+    ("purified_adversarial", "Purified adversarial", "The purifier's output for the adversarial image. LQ-VAE: "
+                                                     "g(H(f(x_adv))), the image encoded to 64 bits and decoded; if "
+                                                     "the bits did not flip, the attack is undone. Defense-GAN: "
+                                                     "G(z*), the nearest image its generator can make."),
+    ("purified_original", "Purified original", "What the purifier makes of the clean image (LQ-VAE: g(H(f(x)))). "
+                                               "Its errors cost accuracy even without an attack."),
+)
+_PROBS = {"original": "probs_original", "adversarial": "probs_adversarial",
+          "purified_adversarial": "probs_purified_adversarial", "purified_original": "probs_purified_original"}
+
+
+class ImageRow(QWidget):
+    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.views: dict[str, PixelView] = {}
+        self.captions: dict[str, QLabel] = {}
+        grid = QGridLayout(self)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setHorizontalSpacing(10)
+        grid.setVerticalSpacing(2)
+        for col, (key, title, tip) in enumerate(TILES):
+            head = QLabel(f"<b>{title}</b>")
+            head.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            view = PixelView(110)
+            caption = QLabel("")
+            caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            caption.setWordWrap(True)
+            caption.setMinimumHeight(34)
+            for w in (head, view, caption):
+                w.setToolTip(tip)
+            grid.addWidget(head, 0, col)
+            grid.addWidget(view, 1, col)
+            grid.addWidget(caption, 2, col)
+            grid.setColumnStretch(col, 1)
+            self.views[key], self.captions[key] = view, caption
+        self.clear()
+        state.imageChanged.connect(self._on_image)
+        state.resultChanged.connect(self.show_result)
+        state.analysisFailed.connect(lambda _msg: self._set_stale(False))
+        state.resultCleared.connect(self._on_cleared)
+
+    def clear(self) -> None:
+        for key, view in self.views.items():
+            view.set_image(None, None, "draw, pick a sample\nor open a file" if key == "original" else "")
+            self.captions[key].setText("")
+
+    def _on_cleared(self) -> None:
+        self.clear()
+        if self.state.image is not None:
+            self._on_image(self.state.image)
+            self._set_stale(False)
+
+    def _set_stale(self, stale: bool) -> None:
+        for key, view in self.views.items():
+            if key != "original":
+                view.set_stale(stale)
+
+    def _on_image(self, image) -> None:
+        if self.state.restoring:
+            return
+        label = "" if image.label is None else f"true: {self._name(image.label)}"
+        self.views["original"].set_image(gray_qimage(image.pixels), NEUTRAL)
+        self.captions["original"].setText(label)
+        self._set_stale(True)
+
+    def _name(self, k: int) -> str:
+        names = self.state.class_names()
+        return names[k] if 0 <= k < len(names) else str(k)
+
+    def _caption(self, probs, label: int | None) -> tuple[str, object]:
+        if probs is None:
+            return "", NEUTRAL
+        k = int(np.argmax(probs))
+        color = verdict_color(k, label)
+        return (f"<span style='color:{color.name()}'><b>{self._name(k)}</b> ({probs[k] * 100:.1f} %)</span>",
+                color)
+
+    def show_result(self, request, result) -> None:
+        label = request.image.label
+        unpurified = "no purifier" if request.models.hardening else "no defense"
+        placeholders = {"adversarial": "no attack", "perturbation": "no attack",
+                        "purified_adversarial": unpurified if request.defense.purifier is None else "no attack",
+                        "purified_original": unpurified}
+        images = {"original": result.original, "adversarial": result.adversarial,
+                  "purified_adversarial": result.purified_adversarial,
+                  "purified_original": result.purified_original}
+        for key, img in images.items():
+            text, color = self._caption(getattr(result, _PROBS[key]), label)
+            if key == "original" and label is not None:
+                text += f"<br><span style='color:#52606d'>true: {self._name(label)}</span>"
+            if img is None:
+                self.views[key].set_image(None, None, placeholders.get(key, ""))
+                self.captions[key].setText("")
+                continue
+            self.views[key].set_image(gray_qimage(img), color)
+            self.captions[key].setText(text)
+        if result.adversarial is not None and getattr(result, "attack_failed", False):
+            self.captions["adversarial"].setText(self.captions["adversarial"].text() + f"<br><span style='color:"
+                                                 f"{ACCENT.name()}'>attack failed</span>")
+        if request.defense.mode == "stochastic" and getattr(result, "stochastic_probs", None) is not None:
+            votes = np.bincount(np.argmax(result.stochastic_probs, 1), minlength=len(self.state.class_names()))
+            top = [f"{self._name(int(k))}×{int(votes[k])}" for k in np.argsort(-votes)[:3] if votes[k] > 0]
+            key = "purified_adversarial" if result.purified_adversarial is not None else "purified_original"
+            self.captions[key].setText(self.captions[key].text() + f"<br>{len(result.stochastic_probs)} samples: "
+                                       + ", ".join(top))
+        self._show_perturbation(result)
+
+    def _show_perturbation(self, result) -> None:
+        view, caption = self.views["perturbation"], self.captions["perturbation"]
+        if result.adversarial is None:
+            view.set_image(None, None, "no attack")
+            caption.setText("")
+            return
+        delta = np.asarray(result.adversarial, np.float32) - np.asarray(result.original, np.float32)
+        peak = float(np.abs(delta).max())
+        view.set_image(rgb_qimage(diverging_rgb(delta)), None)
+        linf = result.linf if result.linf is not None else peak
+        l2 = result.l2 if result.l2 is not None else float(np.sqrt((delta ** 2).sum()))
+        amp = f" · shown ×{1 / peak:.1f}" if peak > 0 else " · no change"
+        caption.setText(f"L∞ {linf:.3f} · L2 {l2:.2f}<br>"
+                        f"<span style='color:#52606d'>±{peak:.3f} = full colour{amp}</span>")

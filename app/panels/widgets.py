@@ -1,0 +1,85 @@
+"""Small widgets shared by the panels: a pixel-exact image view and a titled group box, and ``plain``."""
+
+from __future__ import annotations
+
+import html
+
+from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QImage, QPainter, QPen
+from PySide6.QtWidgets import QGroupBox, QSizePolicy, QVBoxLayout, QWidget
+
+from app.render.images import paint_pixel_exact
+
+
+def plain(text: object) -> str:
+    """``text`` made safe to put inside rich text (a QLabel or a tooltip): a file or checkpoint name such as
+    ``<h1>x<a href=…>.png`` is shown as those characters, never rendered as a heading or a link."""
+    return html.escape(str(text), quote=False).replace("\n", "<br>")
+
+
+class PixelView(QWidget):
+    """Shows a small image scaled up with nearest neighbour, framed in a verdict colour."""
+
+    def __init__(self, min_side: int = 120, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.image: QImage | None = None
+        self.frame: QColor | None = None
+        self.placeholder = ""
+        self.stale = False
+        self.setMinimumSize(min_side, min_side)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+    def sizeHint(self) -> QSize:
+        return QSize(168, 168)
+
+    def hasHeightForWidth(self) -> bool:
+        return True
+
+    def heightForWidth(self, width: int) -> int:
+        return width
+
+    def set_image(self, image: QImage | None, frame: QColor | None = None, placeholder: str = "") -> None:
+        self.image, self.frame, self.placeholder, self.stale = image, frame, placeholder, False
+        self.update()
+
+    def set_stale(self, stale: bool) -> None:
+        if stale != self.stale:
+            self.stale = stale
+            self.update()
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt API
+        p = QPainter(self)
+        r = QRectF(self.rect()).adjusted(3, 3, -3, -3)
+        side = min(r.width(), r.height())
+        square = QRectF(r.center().x() - side / 2, r.center().y() - side / 2, side, side)
+        if self.image is None:
+            p.fillRect(square, QColor("#f3f4f6"))
+            p.setPen(QColor("#7b8794"))
+            p.drawText(square, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.placeholder)
+        else:
+            if self.stale:
+                p.setOpacity(0.35)
+            paint_pixel_exact(p, self.image, square)
+            p.setOpacity(1.0)
+        if self.frame is not None:
+            p.setPen(QPen(self.frame, 4))
+            p.drawRect(square.adjusted(-1, -1, 1, 1))
+        p.end()
+
+
+def group(title: str, *widgets: QWidget, tooltip: str = "") -> QGroupBox:
+    box = QGroupBox(title)
+    layout = QVBoxLayout(box)
+    layout.setContentsMargins(6, 6, 6, 6)
+    for w in widgets:
+        layout.addWidget(w)
+    if tooltip:
+        box.setToolTip(tooltip)
+    return box
+
+
+def configure_plots() -> None:
+    """pyqtgraph defaults for the app and the figures: white background, dark text, antialiasing."""
+    import pyqtgraph as pg
+
+    pg.setConfigOptions(antialias=True, background="w", foreground="#323f4b")

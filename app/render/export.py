@@ -1,0 +1,38 @@
+"""Export the current result: the image row as PNG plus a JSON of the settings and the numbers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.state.app_state import as_dict
+
+
+def result_summary(request: Any, result: Any, class_names: list[str]) -> dict[str, Any]:
+    def pred(p):
+        return None if p is None else {"class": int(np.argmax(p)), "name": class_names[int(np.argmax(p))],
+                                       "confidence": float(np.max(p)), "probs": np.asarray(p).round(6).tolist()}
+
+    return {
+        "source": request.image.source, "true_label": request.image.label,
+        "models": as_dict(request.models), "attack": as_dict(request.attack), "defense": as_dict(request.defense),
+        "predictions": {k: pred(getattr(result, f"probs_{k}", None))
+                        for k in ("original", "adversarial", "purified_original", "purified_adversarial")},
+        "linf": result.linf, "l2": result.l2, "hamming": result.hamming, "attack_failed": result.attack_failed,
+        "message": result.message, "theorem1": as_dict(result.theorem1),
+        "bits_original": as_dict(result.bits_original), "bits_adversarial": as_dict(result.bits_adversarial),
+        "attack_ms": result.attack_ms, "purify_ms": result.purify_ms,
+    }
+
+
+def export(png_path: str | Path, pixmap, request: Any, result: Any, class_names: list[str]) -> tuple[Path, Path]:
+    """Write ``png_path`` and a JSON beside it (same stem); returns both paths."""
+    png = Path(png_path).with_suffix(".png")
+    if not pixmap.save(str(png), "PNG"):
+        raise OSError(f"could not write {png}")
+    js = png.with_suffix(".json")
+    js.write_text(json.dumps(result_summary(request, result, class_names), indent=2, default=str) + "\n")
+    return png, js

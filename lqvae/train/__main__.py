@@ -1,0 +1,5 @@
+"""``python -m lqvae.train``: the training command (:mod:`lqvae.train.run`)."""
+
+from lqvae.train.run import main
+
+main()

@@ -1,0 +1,557 @@
+"""Training CLI: ``python -m lqvae.train lqvae|classifier|defensegan ...``.
+
+``lqvae --quantizer none`` trains the VAE ablation; ``classifier --adv madry|advtr --init CKPT``
+fine-tunes a classifier adversarially (the Madry and Adv Tr baselines); ``defensegan`` trains the
+WGAN-GP generator of the Defense-GAN baseline.
+
+Each epoch prints one JSON line of metrics (also appended to ``<out>/<name>.log.jsonl``) and writes
+the shipped checkpoint ``<out>/<name>.safetensors`` plus ``<out>/<name>.train-state.safetensors``
+(all weights with h, Adam moments, position, random state). The training state is also written every
+few minutes and when SIGINT (Ctrl-C) or SIGTERM stops the run, at whatever point it is: in a step, the
+evaluation or a save; the run then exits with 130 or 143. ``--resume`` continues from the exact batch
+where it stopped, bit for bit as if never stopped (on the CPU), and refuses a state of a different run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import dataclasses
+import json
+import math
+import shlex
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorError, safe_open
+from tqdm import tqdm
+
+from lqvae.train.adv_inputs import AdvInputs, pgd_linf, quick_robustness, training_inputs
+from lqvae.io.checkpoint import (CheckpointError, load_checkpoint, load_train_state, remove_stale_temporaries,
+                              save_checkpoint, save_train_state)
+from lqvae.core.config import ClassifierConfig, DefenseGANConfig, LQVAEConfig
+from lqvae.io.data import DATASETS, load_split
+from lqvae.core.device import DEVICE_CHOICES, resolve_device
+from lqvae.evaluate.diagnostics import lqvae_report, predict
+from lqvae.core.losses import algorithm1_losses
+from lqvae.core.models import LQVAE, Classifier
+
+STATE_EVERY_S = 300.0
+# Arguments a resumed run may change: where and how it runs, how long, what it reports. Every other argument
+# shapes the training trajectory, so a state written under a different value belongs to a different run.
+RESUME_MAY_DIFFER = frozenset({"epochs", "out", "resume", "device", "threads", "quiet", "data_dir", "test_limit",
+                               "eval_classifier"})
+
+
+@dataclass
+class Job:
+    name: str
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    step: Callable[[torch.Tensor, torch.Tensor, int], dict[str, float]]
+    evaluate: Callable[[], dict[str, Any]]
+    kind: str
+    base_lr: float = 1e-3
+
+
+class Interrupted(Exception):
+    """SIGINT/SIGTERM stopped the run after it saved a resumable state; ``exit_code`` is 128 + the signal."""
+
+    def __init__(self, signum: int, message: str = "") -> None:
+        super().__init__(message or f"interrupted by {signal.Signals(signum).name}")
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+class ResumeMismatch(ValueError):
+    """``--resume`` found a training state written by a different job or different arguments."""
+
+
+class StopRequest:
+    """SIGINT/SIGTERM handler that asks the loop to stop at a safe point instead of raising anywhere.
+
+    A KeyboardInterrupt inside ``optimizer.step()`` or a save would leave half-updated weights or no state
+    at all; so a signal only sets ``signum``, and the loop checks it after each step and after each save.
+    Only an evaluation, which changes no training state, may be cut short at once (``abortable``). A
+    second signal stops immediately: the state on disk is then the last one saved, whole because every
+    save is atomic.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._abortable = False
+
+    def __call__(self, signum: int, _frame: object) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt(f"second signal {signal.Signals(signum).name}")
+        self.signum = signum
+        if self._abortable:
+            raise Interrupted(signum)
+
+    def check(self) -> None:
+        if self.signum is not None:
+            raise Interrupted(self.signum)
+
+    @contextlib.contextmanager
+    def abortable(self) -> Iterator[None]:
+        """A region a signal may cut short: it must leave nothing behind that a state save would record."""
+        self.check()
+        self._abortable = True
+        try:
+            yield
+        finally:
+            self._abortable = False
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator["StopRequest"]:
+        """Handle SIGINT and SIGTERM (``nohup ... &`` ignores SIGINT, so SIGTERM is how a background run is
+        stopped) and restore the previous handlers afterwards, for in-process callers. Python only lets the
+        main thread set handlers; elsewhere the run simply cannot be stopped by a signal."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {s: signal.signal(s, self) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+
+def _batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
+    """The epoch's data order, a function of (seed, epoch) alone, so a resumed run sees the same batches."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    return list(perm.split(batch_size))
+
+
+def _rng_state(device: torch.device) -> dict[str, str]:
+    """The random state the steps draw from (dropout, noise, PGD starts): the global torch generator, and
+    CUDA's on a GPU; base64 because the training state keeps ``info`` as JSON. Nothing here uses Python's
+    ``random`` or numpy's generator."""
+    states = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        states["cuda"] = torch.cuda.get_rng_state(device)
+    return {k: base64.b64encode(v.numpy().tobytes()).decode("ascii") for k, v in states.items()}
+
+
+def _set_rng_state(saved: dict[str, str], device: torch.device) -> None:
+    def tensor(text: str) -> torch.Tensor:
+        return torch.frombuffer(bytearray(base64.b64decode(text)), dtype=torch.uint8)
+
+    torch.set_rng_state(tensor(saved["torch"]))
+    if device.type == "cuda" and "cuda" in saved:
+        torch.cuda.set_rng_state(tensor(saved["cuda"]), device)
+
+
+def _fork_rng(device: torch.device) -> contextlib.AbstractContextManager:
+    """The evaluation draws from a copy of the random state: training then never depends on whether, or
+    how much, it evaluated, and an evaluation cut short leaves the state as it was."""
+    if device.type == "cuda":
+        return torch.random.fork_rng(devices=[device.index or torch.cuda.current_device()], device_type="cuda")
+    return torch.random.fork_rng(devices=[])
+
+
+def job_identity(job: Job, args: argparse.Namespace) -> dict[str, Any]:
+    """What makes two runs the same run: the job, its model config and every trajectory-shaping argument."""
+    identity = {"name": job.name, "kind": job.kind, "config": job.model.cfg.to_dict(),  # type: ignore[union-attr]
+                "args": {k: v for k, v in sorted(vars(args).items()) if k not in RESUME_MAY_DIFFER}}
+    return json.loads(json.dumps(identity, default=str))  # as it reads back from the state's JSON
+
+
+def _flat(identity: dict[str, Any]) -> dict[str, Any]:
+    return {"job": identity.get("name"), "kind": identity.get("kind"),
+            **{f"config.{k}": v for k, v in identity.get("config", {}).items()},
+            **{"--" + k.replace("_", "-"): v for k, v in identity.get("args", {}).items()}}
+
+
+def _differences(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """``"--seed 0 there, 1 here"`` for every setting in which two job identities differ."""
+    a, b = _flat(saved), _flat(now)
+    return [f"{k} {a.get(k)!r} there, {b.get(k)!r} here" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
+def _saved_info(path: Path) -> dict[str, Any]:
+    """The ``info`` of a training state, read before any tensor so a foreign state is refused untouched."""
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return json.loads((fh.metadata() or {}).get("info", "{}"))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a readable training state ({exc}); move it away or drop --resume") from None
+
+
+def _start(job: Job, args: argparse.Namespace, state_path: Path, device: torch.device) -> dict[str, Any]:
+    """A fresh ``info``, or with ``--resume`` the saved one (weights, Adam moments and random state loaded)."""
+    identity = job_identity(job, args)
+    fresh = {"epoch": 0, "batch": 0, "step": 0, "wall_s": 0.0, "sums": {}, "job": identity}
+    if not args.resume:
+        return fresh
+    if not state_path.exists():
+        print(f"--resume: no training state at {state_path}; starting fresh", file=sys.stderr)
+        return fresh
+    saved = _saved_info(state_path)
+    if "job" in saved:
+        diffs = _differences(saved["job"], identity)
+        if diffs:
+            raise ResumeMismatch(f"--resume: {state_path} was written by a different run ({'; '.join(diffs)}). "
+                                 "Resume with the arguments it was started with, or pick another --out, or drop "
+                                 "--resume to start over (which overwrites it).")
+    else:
+        print(f"--resume: {state_path} predates job records and random states; it cannot be checked against this "
+              "run, and the resumed run will not match an uninterrupted one bit for bit", file=sys.stderr)
+    info = {**fresh, **load_train_state(state_path, job.model, job.optimizer), "job": identity}
+    if "rng" in info:
+        _set_rng_state(info["rng"], device)
+    print(f"resumed {state_path} at {_position(info)}", file=sys.stderr)
+    return info
+
+
+def _position(info: dict[str, Any]) -> str:
+    where = f"epoch {info['epoch'] + 1}, batch {info['batch']}"
+    return where + (f" of {info['batches']} (its evaluation and checkpoint not done yet)"
+                    if info.get("batches") == info["batch"] else "")
+
+
+def run(job: Job, args: argparse.Namespace, train: tuple[torch.Tensor, torch.Tensor], device: torch.device,
+        command: str = "python -m lqvae.train") -> dict:
+    """Train ``job`` for ``args.epochs``, resumable at any point.
+
+    The state file records exactly where the run is: ``epoch`` (epochs finished, checkpoint written),
+    ``batch`` (batches done in the current one; equal to ``batches`` when only its evaluation and
+    checkpoint are left), the running metric sums and the random state. A signal stops the run at the
+    next safe point with that state saved, and raises ``Interrupted``.
+    """
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)  # left by a run killed (SIGKILL, power loss) in the middle of a save
+    ckpt, state_path, log_path = (out / f"{job.name}.safetensors", out / f"{job.name}.train-state.safetensors",
+                                  out / f"{job.name}.log.jsonl")
+    job.model.to(device)  # before loading a state: the optimizer puts its moments beside the parameters
+    stop = StopRequest()
+    with stop.installed():
+        info = _start(job, args, state_path, device)
+        try:
+            return _epochs(job, args, train, device, info, stop, ckpt, state_path, log_path, command)
+        except KeyboardInterrupt:  # a second signal (see StopRequest): the last saved state stands
+            print(f"\nstopped at once; the last saved state is in {state_path}; resume with --resume: "
+                  f"{_resume_command(command)}", file=sys.stderr)
+            raise Interrupted(stop.signum or signal.SIGINT) from None
+        except Interrupted as exc:
+            print(f"\n{exc} at {_position(info)}; the training state is in {state_path}\n"
+                  f"resume with --resume: {_resume_command(command)}", file=sys.stderr)
+            raise
+
+
+def _resume_command(command: str) -> str:
+    return command if " --resume" in f"{command} " else f"{command} --resume"
+
+
+def _epochs(job: Job, args: argparse.Namespace, train: tuple[torch.Tensor, torch.Tensor], device: torch.device,
+            info: dict[str, Any], stop: StopRequest, ckpt: Path, state_path: Path, log_path: Path,
+            command: str) -> dict:
+    x_all, y_all = train
+    metrics: dict[str, Any] = {}
+
+    def save_state() -> None:
+        info["rng"] = _rng_state(device)
+        save_train_state(state_path, job.model, job.optimizer, info)
+
+    last_state = time.monotonic()
+    while info["epoch"] < args.epochs:
+        epoch = info["epoch"]
+        batches = _batches(len(x_all), args.batch_size, args.seed, epoch)
+        info["batches"] = len(batches)
+        sums: dict[str, float] = info["sums"]
+        clock = time.monotonic()
+        job.model.train()
+        with tqdm(range(info["batch"], len(batches)), desc=f"{job.name} epoch {epoch + 1}/{args.epochs}",
+                  leave=False, disable=args.quiet) as bar:
+            for b in bar:
+                idx = batches[b]
+                if args.cosine:  # cosine decay of every group's lr to 0 over the whole run
+                    frac = info["step"] / max(1, args.epochs * len(batches))
+                    for group in job.optimizer.param_groups:
+                        group["lr"] = job.base_lr * 0.5 * (1.0 + math.cos(math.pi * frac))
+                logs = job.step(x_all[idx].to(device), y_all[idx].to(device), info["step"])
+                for k, v in logs.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                info["step"] += 1
+                info["batch"] = b + 1
+                bar.set_postfix({k: f"{v:.3g}" for k, v in list(logs.items())[:3]})
+                if stop.signum is not None or time.monotonic() - last_state > STATE_EVERY_S:
+                    info["wall_s"] += time.monotonic() - clock
+                    clock = time.monotonic()
+                    save_state()
+                    last_state = time.monotonic()
+                    stop.check()  # the step finished and its state is saved: stop here if asked to
+        info["wall_s"] += time.monotonic() - clock
+        try:
+            with _fork_rng(device), stop.abortable():
+                job.model.eval()
+                evaluated = job.evaluate()
+        except Interrupted:
+            save_state()  # the epoch's training is done: a resumed run starts with its evaluation
+            raise
+        # from here to the state save a signal waits: the checkpoint, the log line and the state agree
+        metrics = {"epoch": epoch + 1, **{k: v / len(batches) for k, v in sums.items()}, **evaluated,
+                   "wall_s": round(info["wall_s"], 1)}
+        save_checkpoint(ckpt, job.model, kind=job.kind, dataset=args.dataset, command=command,
+                        args=vars(args), epochs=epoch + 1, metrics=metrics,
+                        extra={"seed": str(args.seed), "wall_s": f"{info['wall_s']:.1f}"})
+        line = json.dumps(metrics)
+        print(line, flush=True)
+        with open(log_path, "a") as fh:
+            fh.write(line + "\n")
+        info.update(epoch=epoch + 1, batch=0, sums={})
+        save_state()
+        last_state = time.monotonic()
+        if info["epoch"] < args.epochs:  # a stop asked for during the last save finds the run complete
+            stop.check()
+    return metrics
+
+
+def lqvae_job(args: argparse.Namespace, test: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> Job:
+    overrides = {f.name: getattr(args, f.name) for f in fields(LQVAEConfig)
+                 if getattr(args, f.name, None) is not None and f.name not in ("image_shape", "arch", "betas")}
+    init = load_checkpoint(args.init, kind="lqvae") if getattr(args, "init", None) else None
+    # fine-tuning keeps the checkpoint's architecture and recipe; flags given here (e.g. --input-noise) override it
+    cfg = dataclasses.replace(init.model.cfg, **overrides) if init else LQVAEConfig.mnist(**overrides)
+    model = LQVAE(cfg, with_h=True)
+    if init is not None:  # a shipped LQ-VAE has no h_psi: h starts as a copy of g, as in Algorithm 1, line 1
+        model.encoder.load_state_dict(init.model.encoder.state_dict())
+        model.g.load_state_dict(init.model.g.state_dict())
+        model.h.load_state_dict(model.g.state_dict())  # type: ignore[union-attr]
+    groups = [{"params": model.encoder.parameters(), "name": "f_theta"},
+              {"params": model.g.parameters(), "name": "g_phi"},
+              {"params": model.h.parameters(), "name": "h_psi"}]  # type: ignore[union-attr]
+    opt = torch.optim.Adam(groups, lr=cfg.lr, betas=cfg.betas)
+    classifier = load_checkpoint(args.eval_classifier, kind="classifier", device=device).model \
+        if args.eval_classifier else None
+    adv = AdvInputs.parse(args.adv_inputs, eps=args.adv_eps, steps=args.adv_steps, input_noise=cfg.input_noise)
+    attacked = None
+    if adv.sources:  # the classifier the training attacks aim at (frozen, eval mode)
+        if not args.adv_classifier:
+            raise SystemExit(f"--adv-inputs {args.adv_inputs} needs --adv-classifier CKPT (the classifier to attack)")
+        attacked = load_checkpoint(args.adv_classifier, kind="classifier", device=device).model.eval()
+        attacked.requires_grad_(False)
+
+    def step(x: torch.Tensor, y: torch.Tensor, global_step: int) -> dict[str, float]:
+        x_in, perturbed = None, None
+        if adv.sources or adv.input_noise > 0:  # targets stay clean
+            x_in, perturbed = training_inputs(adv, model, attacked, x, y)
+        losses = algorithm1_losses(model, x, step=global_step, x_in=x_in, perturbed=perturbed)
+        opt.zero_grad(set_to_none=True)
+        losses.total.backward()
+        opt.step()
+        logs = {"L_f": float(losses.L_f.detach()), "L_g": float(losses.L_g.detach()), "L_h": float(losses.L_h.detach()),
+                "kl": float(losses.kl_raw.detach()), "penalty": float(losses.penalty.detach()),
+                "grad_norm": float(losses.grad_norm.detach())}
+        if cfg.code_weight > 0:
+            logs["code"] = float(losses.code.detach())
+        if cfg.margin_weight > 0:
+            logs["margin"] = float(losses.margin.detach())
+        return logs
+
+    def evaluate() -> dict[str, Any]:
+        x_test, y_test = test
+        report = lqvae_report(model, x_test, lipschitz_n=500)
+        report["lipschitz_target"] = cfg.lipschitz_target
+        if classifier is not None:
+            pur = predict(torch.nn.Sequential(model, classifier), x_test)
+            report["purified_accuracy"] = float((pur == y_test).float().mean() * 100)
+            xs, ys = x_test[:500].to(device), y_test[:500].to(device)
+            report.update(quick_robustness(model, classifier.eval(), xs, ys, eps=args.adv_eps))
+        return report
+
+    return Job("lqvae" if cfg.quantizer == "binary" else "vae", model, opt, step, evaluate, "lqvae", cfg.lr)
+
+
+ADV_MODES = ("none", "madry", "advtr")
+
+
+def adversarial_batch(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, args: argparse.Namespace,
+                      global_step: int) -> torch.Tensor:
+    """The training inputs of ``--adv``: Madry = PGD examples only; advtr = half clean, half FGSM.
+
+    The attack's epsilon ramps linearly from 0 to ``--adv-eps`` over ``--eps-warmup-steps`` (large-eps
+    PGD training from a clean model can otherwise stall at chance). Attacks see the model in eval mode.
+    """
+    eps = args.adv_eps * min(1.0, (global_step + 1) / args.eps_warmup_steps) if args.eps_warmup_steps > 0 \
+        else args.adv_eps
+    model.eval()
+    if args.adv == "madry":
+        out = pgd_linf(model, x, y, eps=eps, steps=args.pgd_steps, step_size=args.pgd_step_size * eps / args.adv_eps)
+    else:
+        half = x.shape[0] // 2
+        out = torch.cat([x[:half], pgd_linf(model, x[half:], y[half:], eps=eps, steps=1, step_size=eps,
+                                            random_start=False)])
+    model.train()
+    return out
+
+
+def classifier_job(args: argparse.Namespace, test: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> Job:
+    cfg = ClassifierConfig(arch=args.arch)
+    model = Classifier(cfg)
+    if args.init:
+        init = load_checkpoint(args.init, kind="classifier")
+        if init.model.cfg.arch != args.arch:
+            raise SystemExit(f"--init {args.init} is classifier {init.model.cfg.arch}, not {args.arch}")
+        model.load_state_dict(init.model.state_dict())
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr or cfg.lr)
+    adv = getattr(args, "adv", "none")
+
+    def step(x: torch.Tensor, y: torch.Tensor, global_step: int) -> dict[str, float]:
+        if adv != "none":
+            x = adversarial_batch(model, x, y, args, global_step)
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"loss": float(loss.detach()), "train_accuracy": float((logits.argmax(1) == y).float().mean() * 100)}
+
+    def evaluate() -> dict[str, Any]:
+        x_test, y_test = test
+        out = {"test_accuracy": float((predict(model, x_test) == y_test).float().mean() * 100)}
+        if adv != "none":  # PGD-20 at the full epsilon on the first 1,000 test images
+            xs, ys = x_test[:1000].to(device), y_test[:1000].to(device)
+            robust = torch.cat([pgd_linf(model, xs[i:i + 250], ys[i:i + 250], eps=args.adv_eps, steps=20,
+                                         step_size=args.adv_eps / 8) for i in range(0, len(xs), 250)])
+            out["pgd20_accuracy_1000"] = float((predict(model, robust) == ys.cpu()).float().mean() * 100)
+        return out
+
+    name = f"classifier_{args.arch}" + ("" if adv == "none" else f"_{adv}")
+    return Job(name, model, opt, step, evaluate, "classifier", args.lr or cfg.lr)
+
+
+def defensegan_job(args: argparse.Namespace, test: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> Job:
+    """WGAN-GP (Gulrajani et al.): every batch trains the critic, every ``critic_iters``-th also G."""
+    from lqvae.core.defensegan import DefenseGAN, gradient_penalty
+
+    cfg = DefenseGANConfig()
+    model = DefenseGAN(cfg, with_critic=True)
+    critic, gen = model.critic, model.generator
+    assert critic is not None
+    opt = torch.optim.Adam([{"params": gen.parameters(), "name": "G"}, {"params": critic.parameters(), "name": "D"}],
+                           lr=cfg.lr, betas=cfg.betas)
+    classifier = load_checkpoint(args.eval_classifier, kind="classifier", device=device).model \
+        if args.eval_classifier else None
+
+    def step(x: torch.Tensor, _y: torch.Tensor, global_step: int) -> dict[str, float]:
+        z = torch.randn(x.shape[0], cfg.latent_dim, device=x.device)
+        with torch.no_grad():
+            fake = gen(z)
+        wdist = critic(x).mean() - critic(fake).mean()
+        gp = gradient_penalty(critic, x, fake)
+        opt.zero_grad(set_to_none=True)
+        (-wdist + cfg.gp_weight * gp).backward()
+        opt.step()  # G has no gradient here, so Adam leaves it alone
+        logs = {"wasserstein": float(wdist.detach()), "gp": float(gp.detach())}
+        if (global_step + 1) % cfg.critic_iters == 0:
+            opt.zero_grad(set_to_none=True)
+            g_loss = -critic(gen(torch.randn(x.shape[0], cfg.latent_dim, device=x.device))).mean()
+            g_loss.backward()
+            for p in critic.parameters():
+                p.grad = None  # the generator step moves G only
+            opt.step()
+        return logs
+
+    def evaluate() -> dict[str, Any]:
+        x_test, y_test = test[0][:200].to(device), test[1][:200]
+        model.search_steps, model.restarts = DefenseGAN.LIVE
+        try:  # restored even when a signal cuts the evaluation short
+            res = model.search(x_test)
+        finally:
+            model.search_steps, model.restarts = cfg.search_steps, cfg.restarts
+        out = {"search_mse_live_200": float(res.error.mean())}
+        if classifier is not None:
+            out["purified_accuracy_live_200"] = float((predict(classifier, res.image) == y_test).float().mean() * 100)
+        return out
+
+    return Job("defensegan", model, opt, step, evaluate, "defensegan", cfg.lr)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m lqvae.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="what", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--dataset", choices=DATASETS, default="mnist")
+    common.add_argument("--data-dir", default=None, help="folder of idx files (or set LQVAE_DATA)")
+    common.add_argument("--epochs", type=int, default=10)
+    common.add_argument("--batch-size", type=int, default=128)
+    common.add_argument("--seed", type=int, default=0)
+    common.add_argument("--limit", type=int, default=None, help="use only the first N training images")
+    common.add_argument("--test-limit", type=int, default=None, help="evaluate on the first N test images")
+    common.add_argument("--out", default="runs/dev")
+    common.add_argument("--resume", action="store_true")
+    common.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    common.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    common.add_argument("--quiet", action="store_true", help="no progress bar")
+    common.add_argument("--cosine", action="store_true", help="cosine learning-rate decay to 0 over --epochs")
+    lq = sub.add_parser("lqvae", parents=[common], help="train an LQ-VAE with Algorithm 1")
+    for f in fields(LQVAEConfig):
+        if f.name in ("image_shape", "arch", "betas"):
+            continue
+        typ = {"int": int, "float": float, "float | None": float}.get(str(f.type), str)
+        lq.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=typ, default=None,
+                        help=f"config {f.name} (default {f.default})")
+    lq.add_argument("--eval-classifier", default=None, help="classifier checkpoint for purified accuracy per epoch")
+    lq.add_argument("--adv-inputs", default="none",
+                    help="adversarial training inputs (beyond the paper, labelled apart): none | classifier | pipeline | "
+                         "classifier,pipeline; half of each batch, see lqvae.train.adv_inputs")
+    lq.add_argument("--adv-classifier", default=None, help="classifier checkpoint the training attacks aim at")
+    lq.add_argument("--adv-eps", type=float, default=0.3, help="L-inf budget of the training attacks")
+    lq.add_argument("--adv-steps", type=int, default=1, help="1 = FGSM, more = PGD with a random start")
+    lq.add_argument("--init", default=None,
+                    help="start from this LQ-VAE checkpoint (fine-tuning; its config, overridden by the flags given)")
+    cl = sub.add_parser("classifier", parents=[common], help="train classifier A, B or C")
+    dg = sub.add_parser("defensegan", parents=[common], help="train the Defense-GAN generator (WGAN-GP)")
+    dg.add_argument("--eval-classifier", default=None, help="classifier checkpoint for purified accuracy per epoch")
+    cl.add_argument("--arch", choices=("A", "B", "C"), required=True)
+    cl.add_argument("--adv", choices=ADV_MODES, default="none",
+                    help="adversarial training: madry = L-inf PGD examples (Madry et al.), advtr = half clean, half FGSM")
+    cl.add_argument("--adv-eps", type=float, default=0.3, help="L-inf epsilon of the training attack")
+    cl.add_argument("--pgd-steps", type=int, default=7, help="PGD steps per batch for --adv madry")
+    cl.add_argument("--pgd-step-size", type=float, default=0.1, help="PGD step size at the full epsilon")
+    cl.add_argument("--eps-warmup-steps", type=int, default=0, help="ramp epsilon linearly from 0 over this many batches")
+    cl.add_argument("--init", default=None, help="start from this classifier checkpoint (fine-tuning)")
+    cl.add_argument("--lr", type=float, default=None, help="Adam learning rate (default the config's 1e-3)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser().parse_args(argv)
+    try:
+        return _main(args, "python -m lqvae.train " + " ".join(shlex.quote(a) for a in argv))
+    except ResumeMismatch as exc:
+        raise SystemExit(str(exc)) from None
+    except Interrupted as exc:  # 130 for SIGINT, 143 for SIGTERM, as a shell reports a process killed by it
+        raise SystemExit(exc.exit_code) from None
+
+
+def _main(args: argparse.Namespace, command: str) -> dict:
+    if args.epochs < 1:
+        raise SystemExit(f"expected --epochs >= 1, got {args.epochs}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    device = resolve_device(args.device)
+    train = load_split(args.dataset, "train", args.data_dir).tensors(args.limit)
+    test_limit = args.test_limit or (min(args.limit, 10_000) if args.limit else None)
+    test = load_split(args.dataset, "test", args.data_dir).tensors(test_limit)
+    make = {"lqvae": lqvae_job, "classifier": classifier_job, "defensegan": defensegan_job}[args.what]
+    job = make(args, test, device)
+    return run(job, args, train, device, command)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Fixtures for the app tests: tiny random checkpoints and synthetic samples in a temp dir.
+
+Nothing here needs the shipped checkpoints: the environment variables point the app at the temp dir for
+the whole session. Helpers that are not fixtures are in ``tests/app/helpers.py``.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ["LQVAE_THREADS"] = "1"
+
+import pytest  # noqa: E402
+
+from tests.app.helpers import make_env  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def app_env(tmp_path_factory) -> dict[str, str]:
+    env = make_env(tmp_path_factory.mktemp("lqvae_app"))
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    yield env
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def model_cache(app_env):
+    """Loaded models shared by the windows of the session (loading is not what these tests test)."""
+    from app.engine.adapter import ModelCache
+
+    return ModelCache()
+
+
+@pytest.fixture
+def window(qtbot, app_env, model_cache):
+    """A started main window whose models have loaded and whose first analysis has been drawn."""
+    from app.engine.controller import Controller
+    from app.main_window import MainWindow
+    from app.state.app_state import AppState
+
+    state = AppState()
+    win = MainWindow(state, Controller(state, cache=model_cache))
+    qtbot.addWidget(win)
+    win.show()
+    win.start()
+    qtbot.waitUntil(lambda: win.controller.models_ready and win.state.result is not None, timeout=60_000)
+    qtbot.waitUntil(win.controller.settled, timeout=30_000)
+    yield win
+    win.controller.shutdown()
+
+

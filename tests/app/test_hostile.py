@@ -1,0 +1,193 @@
+"""Hostile names, racing requests, refused checkpoints and ``--screenshot`` failures in the app (issue 15)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tests.app.helpers import child_env, run_main, wait_settled
+
+MARKUP_NAME = "<h1>BIG<a href='javascript:alert(1)'>x:y.png"
+
+
+def _digit_png(path: Path, side: int = 56) -> Path:
+    from PIL import Image
+
+    img = np.zeros((side, side), np.uint8)
+    img[side // 7: side - side // 7, side * 3 // 7: side * 4 // 7] = 255
+    Image.fromarray(img).save(path, format="PNG")
+    return path
+
+
+def test_file_names_are_shown_as_plain_text_and_kept_whole(qtbot, window, tmp_path):
+    path = _digit_png(tmp_path / MARKUP_NAME)
+    with qtbot.waitSignal(window.state.imageChanged, timeout=10_000):
+        window.state.request_open(str(path))
+    wait_settled(qtbot, window)
+    assert window.state.image.source == MARKUP_NAME  # not cut at the ':'
+    info = window.inputs.file.info.text()
+    assert "<h1>" not in info and "<a href" not in info
+    assert "&lt;h1&gt;BIG&lt;a href=" in info
+    tips = [window.history.list.item(i).toolTip() for i in range(window.history.list.count())]
+    assert tips and all("<h1>" not in t for t in tips)
+
+
+def test_a_refused_file_names_it_as_plain_text(qtbot, window, tmp_path):
+    bad = tmp_path / "<b>bold<i>.png"
+    bad.write_bytes(b"not an image at all")
+    with qtbot.waitSignal(window.state.fileFailed, timeout=10_000):
+        window.state.request_open(str(bad))
+    info = window.inputs.file.info.text()
+    assert "&lt;b&gt;bold&lt;i&gt;.png" in info and "<b>bold" not in info
+
+
+def test_the_newest_file_request_wins_whatever_finishes_first(qtbot, window, tmp_path, monkeypatch):
+    """A slow decode (a large image) started first must not replace a fast one requested after it."""
+    import app.engine.controller as controller
+    from app.input.image_io import load_image
+
+    slow, fast = _digit_png(tmp_path / "slow.png"), _digit_png(tmp_path / "fast.png", 84)
+
+    def delayed(path):
+        if Path(path).name == "slow.png":
+            time.sleep(0.6)
+        return load_image(path)
+
+    monkeypatch.setattr(controller, "load_image", delayed)
+    loaded: list[str] = []
+    window.state.fileLoaded.connect(lambda li: loaded.append(Path(li.path).name))
+    window.state.request_open(str(slow))
+    qtbot.wait(50)
+    window.state.request_open(str(fast))
+    qtbot.waitUntil(lambda: not window.controller.pool.busy(), timeout=10_000)
+    qtbot.wait(100)
+    wait_settled(qtbot, window)
+    assert loaded == ["fast.png"]
+    assert window.state.image.source == "fast.png"
+
+
+def test_an_older_failure_does_not_report_over_a_newer_success(qtbot, window, tmp_path, monkeypatch):
+    import app.engine.controller as controller
+    from app.input.image_io import ImageLoadError, load_image
+
+    good = _digit_png(tmp_path / "good.png")
+
+    def delayed(path):
+        if Path(path).name == "broken.png":
+            time.sleep(0.5)
+            raise ImageLoadError("broken.png: damaged")
+        return load_image(path)
+
+    monkeypatch.setattr(controller, "load_image", delayed)
+    failed: list[str] = []
+    window.state.fileFailed.connect(failed.append)
+    window.state.request_open(str(tmp_path / "broken.png"))
+    qtbot.wait(50)
+    window.state.request_open(str(good))
+    qtbot.waitUntil(lambda: not window.controller.pool.busy(), timeout=10_000)
+    qtbot.wait(100)
+    assert failed == [] and window.state.image.source == "good.png"
+
+
+def _hostile_folder(tmp_path: Path, app_env) -> Path:
+    """The test checkpoints plus files the registry must refuse one by one."""
+    from safetensors.torch import save_file
+    import torch
+
+    root = tmp_path / "ckpt"
+    shutil.copytree(Path(app_env["LQVAE_CHECKPOINTS"]), root)
+    folder = root / "mnist"
+    t = {"w": torch.zeros(2)}
+    save_file(t, str(folder / "classifier_D.safetensors"), metadata={"format": "lqvae-studio/1"})  # no kind
+    save_file(t, str(folder / "<i>evil<b>.safetensors"),
+              metadata={"format": "lqvae-studio/1", "kind": "lqvae", "config": "[1, 2]"})
+    (folder / "pickled.safetensors").write_bytes(b"\x80\x04\x95" + b"\0" * 64)
+    return root
+
+
+def test_bad_checkpoints_are_listed_as_refused_and_the_rest_works(qtbot, tmp_path, monkeypatch, app_env):
+    from app.main_window import MainWindow
+
+    monkeypatch.setenv("LQVAE_CHECKPOINTS", str(_hostile_folder(tmp_path, app_env)))
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.show()
+    win.start()
+    qtbot.waitUntil(lambda: win.controller.models_ready and win.state.result is not None, timeout=60_000)
+    wait_settled(qtbot, win)
+    status = win.models.status.text()
+    for name in ("classifier_D.safetensors", "&lt;i&gt;evil&lt;b&gt;.safetensors", "pickled.safetensors"):
+        assert name in status, status
+    assert "<i>evil" not in status
+    assert status.count("refused") >= 3
+    assert sorted(win.state.engine.classifiers) == ["A", "B", "C"] and "lqvae" in win.state.engine.purifiers
+    assert win.state.result.purified_original is not None  # the good purifier still works
+    win.controller.shutdown()
+
+
+@pytest.mark.slow  # fresh processes import torch
+def test_screenshot_exits_non_zero_when_the_models_cannot_load(tmp_path, app_env):
+    root = tmp_path / "ckpt"
+    (root / "mnist").mkdir(parents=True)
+    src = Path(app_env["LQVAE_CHECKPOINTS"]) / "mnist"
+    shutil.copy(src / "lqvae.safetensors", root / "mnist")
+    (root / "mnist" / "classifier_A.safetensors").write_bytes(b"\x80\x04junk")  # the only classifier: refused
+    out = tmp_path / "shot.png"
+    proc = run_main(["--screenshot", str(out), "--sample", "3"], child_env(app_env, LQVAE_CHECKPOINTS=str(root)))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "failed:" in proc.stderr and "classifier" in proc.stderr.lower()
+    assert out.exists()  # the picture of what went wrong is still written
+
+
+@pytest.mark.slow
+def test_screenshot_warns_but_succeeds_with_a_refused_extra_checkpoint(tmp_path, app_env):
+    root = _hostile_folder(tmp_path, app_env)
+    out = tmp_path / "shot.png"
+    proc = run_main(["--screenshot", str(out), "--sample", "3", "--attack", "fgsm"],
+                    child_env(app_env, LQVAE_CHECKPOINTS=str(root)))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "warning:" in proc.stderr and "classifier_D.safetensors" in proc.stderr
+
+
+def test_a_file_named_like_a_sample_is_not_taken_for_one(qtbot, window, tmp_path):
+    raised: list[BaseException] = []
+    import sys
+
+    old, sys.excepthook = sys.excepthook, lambda kind, value, tb: raised.append(value)
+    try:
+        path = _digit_png(tmp_path / "sample 7.png")
+        with qtbot.waitSignal(window.state.imageChanged, timeout=10_000):
+            window.state.request_open(str(path))
+        wait_settled(qtbot, window)
+    finally:
+        sys.excepthook = old
+    assert not raised, raised
+    assert window.state.image.source == "sample 7.png" and window.state.image.sample_index is None
+
+
+def test_a_failed_job_names_an_unexpected_error_by_its_type():
+    from app.engine.workers import user_message
+
+    assert user_message(KeyError("kind")) == "KeyError: 'kind'"
+    assert user_message(AssertionError()) == "AssertionError"
+    assert user_message(ValueError("x.png: not an image")) == "x.png: not an image"
+    assert user_message(FileNotFoundError(2, "No such file", "x.png")).endswith("'x.png'")
+
+
+def test_a_target_equal_to_the_true_class_is_explained_not_run(qtbot, window):
+    s = window.state
+    label = s.image.label
+    assert label is not None  # the first bundled sample
+    messages: list[tuple[str, str]] = []
+    s.message.connect(lambda level, text: messages.append((level, text)))
+    started: list[object] = []
+    s.analysisStarted.connect(started.append)
+    s.set_attack(attack="fgsm", targeted=True, target=int(label))
+    s.request_run(False)
+    wait_settled(qtbot, window)
+    assert not started
+    assert any(level == "warning" and "true class already" in text for level, text in messages), messages
+    assert not any(level == "error" for level, _ in messages), messages
