@@ -15,14 +15,24 @@ compact storage (at most 4 bytes a pixel, 200 MB at ``MAX_PIXELS``; JPEGs are de
 size), and the conversion to float grey runs on small pieces that are block-averaged on the spot,
 so no full-size float array of a big image ever exists. Every mode is handled (1, L, P, LA, PA,
 RGB, RGBA, CMYK, I;16, I, F, ...) and EXIF rotation is applied to the small result.
+
+Decoders have bombs of their own that no header check sees (a GIF with ten million comment blocks,
+a PNG with millions of private chunks, a progressive JPEG with thousands of scans, byte-by-byte
+parsers of formats we refuse anyway). So :func:`load_image` runs :func:`decode_image` in a separate
+process (``app/input/decode_child.py``) with its address space capped at ``DECODE_MEMORY_BYTES`` and a
+``DECODE_TIMEOUT_S`` deadline: whatever a file does to the decoder, the app's own memory does not grow
+and a refusal comes within seconds. ``decode_image`` is the in-process decode the child runs.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import pickletools
 import stat
+import subprocess
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +47,9 @@ MAX_PIXELS = 50_000_000
 WORK_SIDE = 1024  # decoded images are shrunk to this before any further work
 FORMATS = ("PNG", "JPEG", "MPO", "BMP", "DIB", "GIF", "WEBP", "TIFF")
 SUFFIXES = ("*.png", "*.jpg", "*.jpeg", "*.bmp", "*.gif", "*.webp", "*.tif", "*.tiff")
+DECODE_MEMORY_BYTES = 384 * 2**20  # the decoding process's address space: ~110 MB is Python, numpy and Pillow; a
+# 50-megapixel RGBA PNG or float TIFF then peaks at 270-280 MB resident, a decoder bomb is stopped
+DECODE_TIMEOUT_S = 20.0  # the largest legitimate file decodes in ~3 s on a busy 2-core machine
 PIECE = 512  # side of the pieces a decoded image is converted in: bounds the float temporaries (~4 MB)
 SNIFF_BYTES = 4096  # how much of the file is looked at before Pillow sees it
 DECODE_BUDGET = 240 * 2**20  # bytes a decoder may allocate for one image: keeps a load under ~300 MB
@@ -270,7 +283,9 @@ def _decode(fh: BinaryIO, name: str) -> tuple[np.ndarray, str]:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # DecompressionBombWarning: we check the size ourselves
-        with Image.open(fh) as im:
+        Image.init()  # every plugin registered, so ``formats`` below can name them
+        openers = [f for f in FORMATS if f in Image.OPEN]  # MPO opens through the JPEG plugin
+        with Image.open(fh, formats=openers) as im:  # no other parser runs (EPS and PPM parse byte by byte)
             if im.format not in FORMATS:
                 raise ImageLoadError(f"{name}: {im.format} files are not supported; {_USE}")
             w, h = im.size
@@ -294,10 +309,51 @@ def _decode(fh: BinaryIO, name: str) -> tuple[np.ndarray, str]:
     return gray, info
 
 
-def load_image(path: str | Path) -> LoadedImage:
-    """Decode ``path`` into a grey array, or raise ``ImageLoadError`` saying what is wrong.
+def load_image(path: str | Path, *, timeout_s: float = DECODE_TIMEOUT_S,
+               memory_bytes: int = DECODE_MEMORY_BYTES) -> LoadedImage:
+    """Decode ``path`` in a separate process (bounded memory and time), or raise ``ImageLoadError``.
 
-    The file name in messages is kept exactly as given (it may contain ':' or anything else).
+    The child runs :func:`decode_image`; its refusals come back with their own message, and a child
+    that runs out of its ``memory_bytes`` or its ``timeout_s`` is refused here, naming the file.
+    """
+    p = Path(path)
+    name = p.name or str(p)
+    child = Path(__file__).with_name("decode_child.py")
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "LQVAE_DECODE_BYTES": str(int(memory_bytes))}
+    try:
+        proc = subprocess.run([sys.executable, "-I", str(child), os.fsdecode(os.path.abspath(p))], env=env,
+                              capture_output=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise ImageLoadError(f"{name}: decoding took longer than {timeout_s:g} s and was stopped; the file is "
+                             f"damaged or built to stall decoders; {_USE}") from None
+    head, _, body = proc.stdout.partition(b"\n")
+    try:
+        reply = json.loads(head) if head else {}
+    except ValueError:
+        reply = {}
+    if reply.get("ok") is False:
+        raise ImageLoadError(str(reply.get("message") or f"{name}: cannot be decoded"))
+    if reply.get("ok") is not True:
+        if proc.returncode and proc.returncode < 0 or b"MemoryError" in proc.stderr:
+            raise ImageLoadError(f"{name}: decoding needed more than {memory_bytes // 2**20} MB and was stopped; "
+                                 f"the file is damaged or built to exhaust memory; {_USE}")
+        raise ImageLoadError(f"{name}: the decoder failed (exit code {proc.returncode}); the file is damaged or "
+                             f"not an image; {_USE}")
+    h, w = (int(v) for v in reply["shape"])
+    gray = np.frombuffer(body, dtype=np.float32, count=h * w).reshape(h, w).copy() if h * w * 4 == len(body) \
+        else None
+    if gray is None or not (0 < h <= WORK_SIDE and 0 < w <= WORK_SIDE):
+        raise ImageLoadError(f"{name}: the decoder returned a malformed image; {_USE}")
+    gray = np.clip(np.nan_to_num(gray, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+    return LoadedImage(gray=gray, invert=bool(reply["invert"]), info=str(reply["info"]), path=str(p))
+
+
+def decode_image(path: str | Path) -> LoadedImage:
+    """Decode ``path`` into a grey array in this process, or raise ``ImageLoadError`` saying what is wrong.
+
+    Use :func:`load_image` for files from users; this is what its sandboxed child runs. The file name in
+    messages is kept exactly as given (it may contain ':' or anything else).
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -324,7 +380,8 @@ def load_image(path: str | Path) -> LoadedImage:
     except UnidentifiedImageError:
         raise ImageLoadError(f"{name}: not an image file (or a format this app cannot read); {_USE}") from None
     except MemoryError:
-        raise ImageLoadError(f"{name}: not enough memory to decode this image; scale it down first") from None
+        raise ImageLoadError(f"{name}: decoding needed more memory than one image may use; the file is too large, "
+                             "damaged or built to exhaust memory; save a smaller copy as PNG") from None
     except OSError as exc:
         if exc.errno is not None:  # the disk or the OS failed, not the data (Pillow's own errors carry none)
             raise _cannot_read(name, exc) from None
@@ -340,5 +397,6 @@ def load_image(path: str | Path) -> LoadedImage:
     return LoadedImage(gray=gray, invert=should_invert(gray), info=info, path=str(p))
 
 
-__all__ = ["FORMATS", "ImageLoadError", "LoadedImage", "MAX_FILE_BYTES", "MAX_PIXELS", "SUFFIXES", "load_image",
+__all__ = ["FORMATS", "ImageLoadError", "LoadedImage", "MAX_FILE_BYTES", "MAX_PIXELS", "SUFFIXES", "decode_image",
+           "load_image",
            "to_gray"]

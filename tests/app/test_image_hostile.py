@@ -1,6 +1,6 @@
 """Hostile inputs to the image loader and the framing (issue 15): never a crash, never a misleading message.
 
-Every outcome of ``load_image`` is a ``LoadedImage`` whose grey is finite float32 2-D in [0, 1], or
+Every outcome of ``decode_image`` is a ``LoadedImage`` whose grey is finite float32 2-D in [0, 1], or
 an ``ImageLoadError`` naming the file and what is wrong. Big files are generated here; the memory
 test loads one in a fresh interpreter and reads its peak RSS.
 """
@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.input import image_io as image_io
-from app.input.image_io import ImageLoadError, LoadedImage, load_image, to_gray
+from app.input.image_io import ImageLoadError, LoadedImage, decode_image, to_gray
 from app.input.preprocess import block_mean, border_level, mnist_frame, shrink_to, to_model_input
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,7 +41,7 @@ def assert_valid(loaded: LoadedImage) -> None:
 def load_or_refuse(path: Path) -> LoadedImage | ImageLoadError:
     """The only two outcomes allowed; anything else fails the test with its own traceback."""
     try:
-        loaded = load_image(path)
+        loaded = decode_image(path)
     except ImageLoadError as exc:
         assert str(exc).strip() and path.name in str(exc), str(exc)
         return exc
@@ -64,7 +64,7 @@ def test_any_aspect_ratio_loads_and_frames(tmp_path, size):
 
     im = Image.new("L", size, 0)
     im.putpixel((size[0] // 2, size[1] // 2), 255)
-    loaded = load_image(save(im, tmp_path / "thin.png"))
+    loaded = decode_image(save(im, tmp_path / "thin.png"))
     assert_valid(loaded)
     assert loaded.gray.max() > 0  # the one ink pixel survives the averaging
     img = to_model_input(loaded.gray, invert=loaded.invert)
@@ -108,19 +108,19 @@ def test_nan_and_inf_arrays_give_a_finite_model_input():
 
 
 def load_with_timeout(path: Path, seconds: float = 10.0):
-    """``load_image`` in a thread, so that a loader that blocks on a FIFO fails the test instead of hanging it."""
+    """``decode_image`` in a thread, so that a loader that blocks on a FIFO fails the test instead of hanging it."""
     outcome: list = []
 
     def run():
         try:
-            outcome.append(load_image(path))
+            outcome.append(decode_image(path))
         except Exception as exc:  # noqa: BLE001 - handed back to the test
             outcome.append(exc)
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     thread.join(seconds)
-    assert outcome, f"load_image({path.name}) blocked for {seconds} s"
+    assert outcome, f"decode_image({path.name}) blocked for {seconds} s"
     return outcome[0]
 
 
@@ -149,7 +149,7 @@ def test_socket_is_refused(tmp_path):
     with socket.socket(socket.AF_UNIX) as sock:
         sock.bind(str(path))
         with pytest.raises(ImageLoadError, match="s.png: is not a regular file \\(a socket\\)"):
-            load_image(path)
+            decode_image(path)
 
 
 def test_links_folders_and_missing_files(tmp_path):
@@ -157,17 +157,17 @@ def test_links_folders_and_missing_files(tmp_path):
 
     good = save(Image.new("L", (40, 30), 0), tmp_path / "good.png")
     (tmp_path / "link.png").symlink_to(good)
-    assert_valid(load_image(tmp_path / "link.png"))
+    assert_valid(decode_image(tmp_path / "link.png"))
     (tmp_path / "dangling.png").symlink_to(tmp_path / "gone.png")
     with pytest.raises(ImageLoadError, match="dangling.png: is a link to a file that does not exist"):
-        load_image(tmp_path / "dangling.png")
+        decode_image(tmp_path / "dangling.png")
     (tmp_path / "dir.png").mkdir()
     with pytest.raises(ImageLoadError, match="dir.png: is a folder"):
-        load_image(tmp_path / "dir.png")
+        decode_image(tmp_path / "dir.png")
     with pytest.raises(ImageLoadError, match="nowhere.png: no such file"):
-        load_image(tmp_path / "nowhere.png")
+        decode_image(tmp_path / "nowhere.png")
     with pytest.raises(ImageLoadError, match="nul\x00byte.png: is not a valid file name"):
-        load_image(tmp_path / "nul\x00byte.png")
+        decode_image(tmp_path / "nul\x00byte.png")
 
 
 def test_unreadable_file_says_permission_not_damaged(tmp_path, monkeypatch):
@@ -184,7 +184,7 @@ def test_unreadable_file_says_permission_not_damaged(tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "open", lambda f, *a, **k: refuse(f) or real_open(f, *a, **k))
     monkeypatch.setattr(os, "open", lambda f, *a, **k: refuse(f) or real_os_open(f, *a, **k))
     with pytest.raises(ImageLoadError) as info:
-        load_image(path)
+        decode_image(path)
     message = str(info.value)
     assert "locked.png" in message and "permission" in message.lower() and "damaged" not in message
 
@@ -206,7 +206,7 @@ def test_pickle_is_named_and_never_unpickled(tmp_path, monkeypatch, name):
     monkeypatch.setattr(pickle, "load", unpickling)
     (tmp_path / name).write_bytes(PICKLES[name])
     with pytest.raises(ImageLoadError) as info:
-        load_image(tmp_path / name)
+        decode_image(tmp_path / name)
     message = str(info.value)
     assert name in message and "pickle" in message and "not an image" in message and "not opened" in message
 
@@ -216,7 +216,7 @@ def test_malicious_pickle_runs_nothing(tmp_path):
     payload = f"cos\nsystem\n(S'touch {marker}'\ntR.".encode()
     (tmp_path / "evil.png").write_bytes(payload)
     with pytest.raises(ImageLoadError, match="pickle"):
-        load_image(tmp_path / "evil.png")
+        decode_image(tmp_path / "evil.png")
     assert not marker.exists()
 
 
@@ -227,7 +227,7 @@ def test_torch_zip_checkpoint_is_named(tmp_path):
         archive.writestr("archive/version", "3\n")
     (tmp_path / "model.pth").write_bytes(buffer.getvalue())
     with pytest.raises(ImageLoadError, match="model.pth: looks like a torch checkpoint .*not an image; it was not"):
-        load_image(tmp_path / "model.pth")
+        decode_image(tmp_path / "model.pth")
 
 
 @pytest.mark.parametrize("suffix", [".jpg", ".dat", ""])
@@ -235,17 +235,17 @@ def test_image_with_the_wrong_suffix_loads(tmp_path, suffix):
     from PIL import Image
 
     path = save(Image.new("RGB", (30, 20), (200, 10, 10)), tmp_path / f"really_a_png{suffix}", format="PNG")
-    assert "PNG" in load_image(path).info
+    assert "PNG" in decode_image(path).info
 
 
 def test_file_names_are_kept_whole(tmp_path):
     from PIL import Image
 
     good = save(Image.new("L", (30, 20), 0), tmp_path / "scan: page 2 <b>.png")
-    assert load_image(good).info.startswith("scan: page 2 <b>.png: PNG 30x20")
+    assert decode_image(good).info.startswith("scan: page 2 <b>.png: PNG 30x20")
     (tmp_path / "a:b:c.png").write_text("not an image")
     with pytest.raises(ImageLoadError, match="^a:b:c.png: not an image"):
-        load_image(tmp_path / "a:b:c.png")
+        decode_image(tmp_path / "a:b:c.png")
 
 
 # --- 3. memory -------------------------------------------------------------------------------------------
@@ -253,10 +253,10 @@ def test_file_names_are_kept_whole(tmp_path):
 PEAK_SCRIPT = """
 import resource, sys, time
 import numpy, PIL.Image, PIL.PngImagePlugin, PIL.TiffImagePlugin
-from app.input.image_io import load_image
+from app.input.image_io import decode_image
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 start = time.perf_counter()
-gray = load_image(sys.argv[1]).gray
+gray = decode_image(sys.argv[1]).gray
 seconds = time.perf_counter() - start
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base, seconds, gray.shape[0], gray.shape[1], gray.max())
 """
@@ -314,9 +314,9 @@ def test_decoders_that_hold_full_size_buffers_are_refused_from_the_header(tmp_pa
     for name, (path, refused) in decode_cost_files(tmp_path).items():
         if refused:
             with pytest.raises(ImageLoadError, match=f"{name}: decoding this 600x600 image would take about"):
-                load_image(path)
+                decode_image(path)
         else:
-            assert_valid(load_image(path))
+            assert_valid(decode_image(path))
 
 
 # --- 4. pixel values -------------------------------------------------------------------------------------
@@ -332,7 +332,7 @@ def test_nan_inf_and_odd_ranges_decode_deterministically(tmp_path, mode):
     if mode == "F":
         a[1, 1], a[2, 2], a[3, 3] = np.nan, np.inf, -np.inf
     path = save(Image.fromarray(a, mode), tmp_path / f"odd_{mode}.tiff")
-    first, second = load_image(path), load_image(path)
+    first, second = decode_image(path), decode_image(path)
     assert_valid(first)
     assert np.array_equal(first.gray, second.gray)
     assert first.gray[20, 15] == 1.0 and first.gray[20, 5] < first.gray[20, 15]
@@ -342,7 +342,7 @@ def test_all_nan_float_image_is_blank_not_broken(tmp_path):
     from PIL import Image
 
     path = save(Image.fromarray(np.full((20, 20), np.nan, np.float32), "F"), tmp_path / "nan.tiff")
-    loaded = load_image(path)
+    loaded = decode_image(path)
     assert_valid(loaded)
     assert not to_model_input(loaded.gray, invert=loaded.invert).any()
 
@@ -389,7 +389,7 @@ def test_exif_rotation_is_applied(tmp_path, orientation):
     exif[0x0112] = orientation
     path = save(im, tmp_path / f"rot{orientation}.png", exif=exif)
     expected = np.asarray(ImageOps.exif_transpose(Image.open(path)), np.float32) / 255.0
-    np.testing.assert_allclose(load_image(path).gray, expected, atol=1e-6)
+    np.testing.assert_allclose(decode_image(path).gray, expected, atol=1e-6)
 
 
 # --- 5. property tests -----------------------------------------------------------------------------------
