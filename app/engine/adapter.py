@@ -19,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from app.state.app_state import DEFENSEGAN_SEARCH, AnalysisRequest, EngineInfo, ModelsInfo, ModelSettings
+from lqvae.spec.results import Analysis
 
 SAMPLES_ENV = "LQVAE_SAMPLES"  # folder with <dataset>.npz, default resources/samples
 THREADS_ENV = "LQVAE_THREADS"  # torch intra-op threads (default: torch's choice)
@@ -78,8 +79,7 @@ def boot(dataset: str, *, should_stop=None, progress=None) -> EngineInfo:
     from lqvae.io.checkpoint import remove_stale_temporaries
     from lqvae.io.data import CLASS_NAMES, load_samples
     from lqvae.io.registry import checkpoint_root, inventory
-
-    from lqvae.attacks.runners import PRESETS
+    from lqvae.spec.attacks import PRESETS
 
     remove_stale_temporaries(checkpoint_root() / dataset)  # never raises; leaves a live writer's file alone
     inv = inventory(dataset)
@@ -214,8 +214,8 @@ def configure_purifier(purifier: Any, search: str) -> str:
     return f"Defense-GAN search L = {purifier.search_steps}, R = {purifier.restarts}"
 
 
-def analyze(request: AnalysisRequest, cache: ModelCache, *, should_stop=None, progress=None):
-    """Run the engine's analysis for one request; returns the engine's ``Analysis``."""
+def analyze(request: AnalysisRequest, cache: ModelCache, *, should_stop=None, progress=None) -> Analysis:
+    """Run the engine's analysis for one request; returns the engine's :class:`lqvae.spec.results.Analysis`."""
     eng = engine()
     import torch
 
@@ -266,7 +266,7 @@ def evaluate(config: dict[str, Any], *, should_stop=None, progress=None) -> list
     idx = stratified(np.asarray(config["labels"]), int(config["n"]))
     images = torch.from_numpy(np.asarray(config["images"][idx], np.float32) / 255.0).unsqueeze(1)
     labels = torch.from_numpy(np.asarray(config["labels"][idx], np.int64))
-    from app.state.app_state import L2_ATTACKS
+    from lqvae.spec.attacks import L2_ATTACKS  # the L2 attacks run once, unbounded
 
     cells = [(a, e) for a in config["attacks"] for e in ([None] if a in L2_ATTACKS else config["eps"])]
     rows = []
@@ -298,14 +298,14 @@ def stratified(labels: np.ndarray, n: int) -> np.ndarray:
 
 
 def eval_row(out: dict[str, Any], *, defended: bool, **extra: Any) -> dict[str, Any]:
-    """One Evaluate-tab row from ``lqvae.evaluate.scoring.evaluate_batch``'s dict (whose ``attacked_accuracy``
-    is the defended one when there is a purifier); ``hamming`` is the per-image flips, from the histogram."""
+    """One Evaluate-tab row from ``lqvae.evaluate.scoring.evaluate_batch``'s dict (``undefended_accuracy``, and
+    ``defended_accuracy`` when there is a purifier); ``hamming`` is the per-image flips, from the histogram."""
     bits = out.get("bits") or {}
     hist = bits.get("hamming_histogram")
     return {**extra, "n": out.get("n"), "clean_accuracy": out.get("clean_accuracy"),
-            "attacked_accuracy": out.get("attacked_accuracy_undefended", out.get("attacked_accuracy")),
+            "attacked_accuracy": out.get("undefended_accuracy"),
             "purified_clean_accuracy": out.get("clean_accuracy_defended") if defended else None,
-            "purified_attacked_accuracy": out.get("attacked_accuracy") if defended else None,
+            "purified_attacked_accuracy": out.get("defended_accuracy") if defended else None,
             "attack_failures": out.get("attack_failures"), "mean_linf": out.get("mean_linf"),
             "mean_l2": out.get("mean_l2"), "seconds": out.get("seconds"),
             "hamming": [k for k, c in enumerate(hist) for _ in range(int(c))] if hist else None,

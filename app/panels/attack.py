@@ -1,7 +1,8 @@
 """The attack: which one, its budget ε, steps, targeted or not, and the threat model; Run and Cancel.
 
-Fast attacks re-run as the slider moves (the controller debounces); slow ones (C&W, Boundary, EOT,
-the paper preset) run when Run is pressed and show a progress bar with a Cancel button.
+Fast attacks re-run as the slider moves (the controller debounces); slow ones (``lqvae.spec.attacks.is_slow``:
+C&W, the decision-based attacks, EOT, the paper preset) run when Run is pressed and show a progress bar with
+a Cancel button. The attacks, threats, presets and their tooltips come from :mod:`lqvae.spec.attacks`.
 """
 
 from __future__ import annotations
@@ -11,29 +12,21 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QGridLayout, QHBoxLayout, Q
                                QSlider, QSpinBox, QWidget)
 
 from app.state.app_state import ATTACK_LABELS, ITERATIVE, L2_ATTACKS, THREAT_LABELS, UNTARGETED_ONLY, AppState
+from lqvae.spec.attacks import ATTACKS, MINIMIZATION, PRESET_NAMES, THREATS
 
-ATTACK_TIPS = {
-    "fgsm": "Fast Gradient Sign Method: one step of size ε in the sign of the loss gradient. Fast.",
-    "bim": "Basic Iterative Method: FGSM repeated in small steps, projected back into the ε-ball.",
-    "pgd": "Projected Gradient Descent (Madry et al.): BIM from a random start; the standard strong L∞ attack.",
-    "deepfool": "DeepFool: walks to the nearest decision boundary in L2; finds small perturbations.",
-    "deepfool_linf": "DeepFool measured in L∞.",
-    "cw": "Carlini-Wagner L2: optimises the smallest L2 change that flips the class. Slow; run on demand.",
-    "boundary": "Boundary attack: needs only the predicted label (no gradients), starts from an adversarial "
-                "point and walks towards the original. Slow; run on demand.",
-}
-THREAT_TIPS = {
-    "whitebox": "Gradients of the classifier alone; the defense then purifies the result (paper Tables 1-3). "
-                "This is NOT an attack on the defense.",
-    "blackbox": "The attack runs on a substitute classifier and the result is transferred (paper Tables 4-6).",
-    "bpda": "Backward Pass Differentiable Approximation: attack purifier + classifier end to end; the hard "
-            "quantizer H is used forward, its soft version H~ gives the gradient backward (paper Table 7).",
-    "bpda_eot": "BPDA + Expectation over Transformation: averages gradients over several stochastic "
-                "purifications. The adaptive attack a sceptical reviewer asks for; beyond the paper.",
-}
+ATTACK_TIPS = {name: a.description for name, a in ATTACKS.items()}
+THREAT_TIPS = {name: t.description for name, t in THREATS.items()}
+
+
+def _names(attacks) -> str:
+    """"DeepFool, C&W and Boundary" from attack keys (labels without their parenthesis, one per family)."""
+    names = list(dict.fromkeys(ATTACK_LABELS[a].split(" (")[0].split(" L")[0] for a in attacks))
+    return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else "".join(names)
+
+
 EPS_TIP = ("ε is the attacker's budget. L∞: no pixel may change by more than ε (pixels are in [0, 1]; the paper "
-           "uses 0.3). L2: the Euclidean length of the whole change; ∞ lets a minimal attack (DeepFool, C&W, "
-           "Boundary) use whatever it needs and reports what it used.")
+           "uses 0.3). L2: the Euclidean length of the whole change; ∞ lets a minimal attack "
+           f"({_names(MINIMIZATION)}) use whatever it needs and reports what it used.")
 L2_INF = 101  # slider position meaning "unbounded"
 
 
@@ -54,8 +47,8 @@ class AttackPanel(QWidget):
         self.substitute = QComboBox()
         self.substitute.setToolTip("The classifier the black-box attack is computed on (trained separately).")
         self.preset = QComboBox()
-        self.preset.addItem("live", "live")
-        self.preset.addItem("paper", "paper")
+        for name in PRESET_NAMES:
+            self.preset.addItem(name, name)
         self.preset.setToolTip("live: fast enough for one image here; paper: the strength used for the result "
                                "tables (much slower).")
         self.eps = QSlider(Qt.Orientation.Horizontal)
@@ -68,7 +61,8 @@ class AttackPanel(QWidget):
         self.steps.setMinimumWidth(110)
         self.steps.setToolTip("Iterations of an iterative attack (0 = the preset's number).")
         self.targeted = QCheckBox("Targeted")
-        self.targeted.setToolTip("Aim for a chosen class instead of any wrong class (not available for DeepFool).")
+        self.targeted.setToolTip("Aim for a chosen class instead of any wrong class (not available for "
+                                 f"{_names(UNTARGETED_ONLY)}).")
         self.target = QComboBox()
         self.run = QPushButton("Run")
         self.run.setToolTip("Run the attack now (Ctrl+R / F5)")
@@ -182,7 +176,7 @@ class AttackPanel(QWidget):
         self.target.setCurrentIndex(a.target)
         for w in (self.enabled, self.eps, self.steps, self.targeted, self.target):
             w.blockSignals(False)
-        self.substitute.setEnabled(a.threat == "blackbox")
+        self.substitute.setEnabled(a.threat in THREATS and THREATS[a.threat].needs_substitute)
         self.attack.setToolTip(ATTACK_TIPS.get(a.attack, ""))
         self.threat.setToolTip(THREAT_TIPS.get(a.threat, ""))
         slow = self.state.attack_is_slow() or self.state.defense_is_slow()

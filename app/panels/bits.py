@@ -16,6 +16,8 @@ from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from app.state.app_state import CLASSIFIER_DEFENSES, PURIFIER_LABELS, AppState, split_classifier
+from lqvae.spec.datasets import ETA_MEDIAN
+from lqvae.spec.results import FLIP_SHARE, Analysis, Theorem1
 
 PLUS, MINUS, FLIP = QColor("#243b53"), QColor("#e4e7eb"), QColor("#ef6c00")
 CLEAN_PEN, ADV_PEN = "#2166ac", "#b2182b"
@@ -159,9 +161,9 @@ class BitsPanel(QWidget):
         if text and not s.restoring:
             self.clear(text)
 
-    def show_result(self, request, result) -> None:
+    def show_result(self, request, result: Analysis) -> None:
         b0, b1 = result.bits_original, result.bits_adversarial
-        if b0 is None:
+        if not result.has_bits:
             d = request.defense
             self.clear(no_bits_text(d.purifier, request.models.classifier, self.state.purifier_kind(d.purifier)))
             return
@@ -193,51 +195,38 @@ class BitsPanel(QWidget):
         xs = np.repeat(idx, 2).astype(float)
         ys = np.column_stack([z0[idx], z1[idx]]).reshape(-1)
         self.moves.setData(xs, ys)
-        self.theorem.setText(theorem_text(result.theorem1, hd, m))
+        self.theorem.setText(theorem_text(result.theorem1))
 
 
-def _eta(result, state: AppState) -> float:
-    t = getattr(result, "theorem1", None) or {}
+def _eta(result: Analysis, state: AppState) -> float:
+    if result.theorem1 is not None:
+        return result.theorem1.eta
     info = state.models_info
-    return float(t.get("eta") or (info.eta if info is not None and info.eta else 0.67449))
+    return float(info.eta if info is not None and info.eta else ETA_MEDIAN)
 
 
-def _get(d: dict, *names, default=None):
-    for n in names:
-        if n in d and d[n] is not None:
-            return d[n]
-    return default
-
-
-def theorem_text(t: dict | None, observed: int, m: int) -> str:
+def theorem_text(t: Theorem1 | None) -> str:
     """The Theorem 1 readout as rich text: prediction from the measured per-coordinate latent shift, the
     theorem's bound with the perturbation's L2 size, the paper's plug-in (|δz| = K·ε∞), and what happened."""
-    if not t:
+    if t is None:
         return "<b>Theorem 1</b><br>no prediction for this result"
+    observed, m = f"{t.observed_flips:g}", t.latent_dim
     lines = ["<b>Theorem 1</b> — predicted vs observed flips", f"Observed: <b>{observed}</b> of {m} bits flipped"]
-    p, exp = _get(t, "p_flip"), _get(t, "expected_flips")
-    if p is not None and exp is not None:
-        dz, top = _get(t, "delta_z", "delta_z_mean"), _get(t, "delta_z_max")
-        shift = "measured |δz_i| per dimension" if dz is None else (
-            f"measured |δz_i| per dimension (mean {dz:.3g}" + (f", max {top:.3g})" if top is not None else ")"))
-        at_least = _get(t, "prob_at_least_observed")
-        lines.append(f"From the {shift}: mean p = {p:.3g}/bit, expect <b>{exp:.1f}</b> flips; "
-                     f"P(exactly {observed}) = {_prob(_get(t, 'prob_observed'))}"
+    if t.p_flip is not None and t.expected_flips is not None:
+        top = f", max {t.shift_max:.3g})" if t.shift_max is not None else ")"
+        at_least = t.prob_at_least_observed
+        lines.append(f"From the measured |δz_i| per dimension (mean {t.shift_mean:.3g}{top}: "
+                     f"mean p = {t.p_flip:.3g}/bit, expect <b>{t.expected_flips:.1f}</b> flips; P(exactly {observed}) = {_prob(t.prob_observed)}"
                      + (f", P(≥ {observed}) = {_prob(at_least)}" if at_least is not None else ""))
-    lp, le = _get(t, "l2_p_flip"), _get(t, "l2_expected_flips")
-    if lp is not None and le is not None:
-        l2, dz = _get(t, "l2", default=0.0), _get(t, "l2_delta_z", default=0.0)
-        lines.append(f"Bound with this perturbation's ‖δ‖₂ = {l2:.3g} (|δz| ≤ K·‖δ‖₂ = {dz:.3g}): expect "
-                     f"{le:.1f} flips, P(exactly {observed}) = {_prob(_get(t, 'l2_prob_observed'))}")
-    pp, pe = _get(t, "paper_p_flip"), _get(t, "paper_expected_flips")
-    if pp is not None and pe is not None:
-        dz = _get(t, "paper_delta_z", default=0.0)
-        prob = _get(t, "paper_prob_observed")
-        if prob is None and 0 <= observed <= m:
-            prob = math.comb(m, observed) * pp ** observed * (1 - pp) ** (m - observed)
-        lines.append(f"Paper's plug-in (|δz| = K·ε∞ = {dz:.3g}, an L∞ size in an L2 bound): expect {pe:.2f} "
-                     f"flips, P(exactly {observed}) = {_prob(prob)}")
-    if observed >= 0.06 * m:
+    if t.bound is not None:
+        r = t.bound
+        lines.append(f"Bound with this perturbation's ‖δ‖₂ = {t.l2 or 0.0:.3g} (|δz| ≤ K·‖δ‖₂ = {r.delta_z:.3g}): "
+                     f"expect {r.expected_flips:.1f} flips, P(exactly {observed}) = {_prob(r.prob_observed)}")
+    if t.paper_plugin is not None:
+        r = t.paper_plugin
+        lines.append(f"Paper's plug-in (|δz| = K·ε∞ = {r.delta_z:.3g}, an L∞ size in an L2 bound): expect "
+                     f"{r.expected_flips:.2f} flips, P(exactly {observed}) = {_prob(r.prob_observed)}")
+    if t.observed_flips >= FLIP_SHARE * m:
         lines.append("<span style='color:#c62828'>≥ 6 % of the bits flipped; the paper's Figure 3 has ~90 % of "
                      "adversaries below that.</span>")
     return "<br>".join(lines)

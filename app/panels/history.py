@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QHBoxLayout, QListView, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
@@ -10,6 +9,7 @@ from PySide6.QtWidgets import QHBoxLayout, QListView, QListWidget, QListWidgetIt
 from app.render.images import thumbnail, verdict_color
 from app.state.app_state import AppState, defense_label, short_name
 from app.panels.widgets import plain
+from lqvae.spec.results import Analysis
 
 
 class HistoryStrip(QWidget):
@@ -52,13 +52,12 @@ class HistoryStrip(QWidget):
         self.list.clear()
         names = self.state.class_names()
         for entry in self.state.history:
-            req, res = entry.request, entry.result
+            req = entry.request
+            res: Analysis = entry.result
             label = req.image.label
-            preds = [int(np.argmax(p)) for p in (res.probs_original, res.probs_adversarial,
-                                                   res.probs_purified_adversarial) if p is not None]
-            final = preds[-1] if preds else None
-            img = res.adversarial if res.adversarial is not None else res.original
-            icon = QIcon(thumbnail(img, 48, verdict_color(final, label)))
+            preds = res.predictions
+            img = res.adversarial if res.has_attack else res.original
+            icon = QIcon(thumbnail(img, 48, verdict_color(res.final_prediction, label)))
             a = req.attack
             text = f"{a.attack.upper()} {a.eps_text}\n" + "→".join(short_name(names[k])[:5] for k in preds)
             item = QListWidgetItem(icon, text)

@@ -13,6 +13,7 @@ from app.state import paper_claims as paper_claims
 from app.state.results import Results, load_results, matching, share_under
 from app.state.app_state import ATTACK_LABELS, DATASET_LABELS, THREAT_LABELS, AppState, defense_label
 from app.panels.widgets import plain
+from lqvae.spec.results import Analysis
 
 
 class HonestyPanel(QWidget):
@@ -50,14 +51,10 @@ class HonestyPanel(QWidget):
         self.results = load_results()
         self.refresh()
 
-    def _on_result(self, request, result) -> None:
-        probs = result.probs_purified_adversarial if request.defense.purifier else result.probs_adversarial
-        label = request.image.label
-        if request.attack is None or probs is None or label is None:
-            self._last_image_verdict = ""
-        else:
-            ok = int(probs.argmax()) == label
-            self._last_image_verdict = ("This image survived the attack" if ok else "This image was fooled")
+    def _on_result(self, request, result: Analysis) -> None:
+        survived = result.survived(request.image.label)
+        self._last_image_verdict = ("" if survived is None else
+                                    "This image survived the attack" if survived else "This image was fooled")
         self.refresh()
 
     def _on_cleared(self) -> None:

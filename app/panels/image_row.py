@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
 from app.render.images import ACCENT, NEUTRAL, diverging_rgb, gray_qimage, rgb_qimage, verdict_color
 from app.state.app_state import AppState
 from app.panels.widgets import PixelView
+from lqvae.spec.results import Analysis
 
 TILES = (
     ("original", "Original", "The input as the classifier sees it (28×28, shown pixel-exact)."),
@@ -28,8 +29,6 @@ TILES = (
     ("purified_original", "Purified original", "What the purifier makes of the clean image (LQ-VAE: g(H(f(x)))). "
                                                "Its errors cost accuracy even without an attack."),
 )
-_PROBS = {"original": "probs_original", "adversarial": "probs_adversarial",
-          "purified_adversarial": "probs_purified_adversarial", "purified_original": "probs_purified_original"}
 
 
 class ImageRow(QWidget):
@@ -99,29 +98,29 @@ class ImageRow(QWidget):
         return (f"<span style='color:{color.name()}'><b>{self._name(k)}</b> ({probs[k] * 100:.1f} %)</span>",
                 color)
 
-    def show_result(self, request, result) -> None:
+    def show_result(self, request, result: Analysis) -> None:
         label = request.image.label
-        unpurified = "no purifier" if request.models.hardening else "no defense"
-        placeholders = {"adversarial": "no attack", "perturbation": "no attack",
-                        "purified_adversarial": unpurified if request.defense.purifier is None else "no attack",
-                        "purified_original": unpurified}
+        hardened = bool(request.models.hardening)
         images = {"original": result.original, "adversarial": result.adversarial,
                   "purified_adversarial": result.purified_adversarial,
                   "purified_original": result.purified_original}
+        probs = {"original": result.probs_original, "adversarial": result.probs_adversarial,
+                 "purified_adversarial": result.probs_purified_adversarial,
+                 "purified_original": result.probs_purified_original}
         for key, img in images.items():
-            text, color = self._caption(getattr(result, _PROBS[key]), label)
+            text, color = self._caption(probs[key], label)
             if key == "original" and label is not None:
                 text += f"<br><span style='color:#52606d'>true: {self._name(label)}</span>"
             if img is None:
-                self.views[key].set_image(None, None, placeholders.get(key, ""))
+                self.views[key].set_image(None, None, result.placeholder(key, hardened=hardened))
                 self.captions[key].setText("")
                 continue
             self.views[key].set_image(gray_qimage(img), color)
             self.captions[key].setText(text)
-        if result.adversarial is not None and getattr(result, "attack_failed", False):
+        if result.has_attack and result.attack_failed:
             self.captions["adversarial"].setText(self.captions["adversarial"].text() + f"<br><span style='color:"
                                                  f"{ACCENT.name()}'>attack failed</span>")
-        if request.defense.mode == "stochastic" and getattr(result, "stochastic_probs", None) is not None:
+        if request.defense.mode == "stochastic" and result.stochastic_probs is not None:
             votes = np.bincount(np.argmax(result.stochastic_probs, 1), minlength=len(self.state.class_names()))
             top = [f"{self._name(int(k))}×{int(votes[k])}" for k in np.argsort(-votes)[:3] if votes[k] > 0]
             key = "purified_adversarial" if result.purified_adversarial is not None else "purified_original"
@@ -129,10 +128,10 @@ class ImageRow(QWidget):
                                        + ", ".join(top))
         self._show_perturbation(result)
 
-    def _show_perturbation(self, result) -> None:
+    def _show_perturbation(self, result: Analysis) -> None:
         view, caption = self.views["perturbation"], self.captions["perturbation"]
-        if result.adversarial is None:
-            view.set_image(None, None, "no attack")
+        if not result.has_attack:
+            view.set_image(None, None, result.placeholder("perturbation"))
             caption.setText("")
             return
         delta = np.asarray(result.adversarial, np.float32) - np.asarray(result.original, np.float32)

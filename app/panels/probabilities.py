@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QHBoxLayout, QWidget
 
 from app.render.images import BAD, GOOD
 from app.state.app_state import AppState, short_name
+from lqvae.spec.results import Analysis
 
 CHARTS = (("probs_original", "Original"), ("probs_adversarial", "Adversarial"),
           ("probs_purified_adversarial", "Purified adversarial"))
@@ -101,13 +102,13 @@ class ProbabilityPanel(QWidget):
             chart.set_classes(self.state.class_names())
             chart.plot_probs(None, None, None, empty_text="")
 
-    def show_result(self, request, result) -> None:
+    def show_result(self, request, result: Analysis) -> None:
         label = request.image.label
         target = request.attack.target if request.attack is not None and request.attack.targeted else None
-        spread = getattr(result, "stochastic_probs", None) if request.defense.mode == "stochastic" else None
-        unpurified = "no purifier" if request.models.hardening else "no defense"
-        texts = {"probs_adversarial": "no attack",
-                 "probs_purified_adversarial": unpurified if request.defense.purifier is None else "no attack"}
+        spread = result.stochastic_probs if request.defense.mode == "stochastic" else None
+        hardened = bool(request.models.hardening)
+        probs = {"probs_original": result.probs_original, "probs_adversarial": result.probs_adversarial,
+                 "probs_purified_adversarial": result.probs_purified_adversarial}
         for key, chart in self.charts.items():
-            chart.plot_probs(getattr(result, key), label, target,
-                       spread=spread if key == "probs_purified_adversarial" else None, empty_text=texts.get(key, ""))
+            chart.plot_probs(probs[key], label, target, spread=spread if key == "probs_purified_adversarial" else None,
+                             empty_text=result.placeholder(key, hardened=hardened))

@@ -11,10 +11,16 @@ from PySide6.QtWidgets import QGroupBox, QSizePolicy, QVBoxLayout, QWidget
 from app.render.images import paint_pixel_exact
 
 
+# Invisible characters that reorder the text around them: "photo\u202egnp.exe" would read "photoexe.png".
+_BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u061c")
+
+
 def plain(text: object) -> str:
     """``text`` made safe to put inside rich text (a QLabel or a tooltip): a file or checkpoint name such as
-    ``<h1>x<a href=…>.png`` is shown as those characters, never rendered as a heading or a link."""
-    return html.escape(str(text), quote=False).replace("\n", "<br>")
+    ``<h1>x<a href=…>.png`` is shown as those characters, never rendered as a heading or a link, and a
+    right-to-left override is shown as ⟨U+202E⟩ instead of silently reversing the rest of the name."""
+    text = "".join(f"⟨U+{ord(c):04X}⟩" if c in _BIDI_CONTROLS else c for c in str(text))
+    return html.escape(text, quote=False).replace("\n", "<br>")
 
 
 class PixelView(QWidget):

@@ -9,9 +9,10 @@ from typing import Any
 import numpy as np
 
 from app.state.app_state import as_dict
+from lqvae.spec.results import Analysis
 
 
-def result_summary(request: Any, result: Any, class_names: list[str]) -> dict[str, Any]:
+def result_summary(request: Any, result: Analysis, class_names: list[str]) -> dict[str, Any]:
     def pred(p):
         return None if p is None else {"class": int(np.argmax(p)), "name": class_names[int(np.argmax(p))],
                                        "confidence": float(np.max(p)), "probs": np.asarray(p).round(6).tolist()}
@@ -19,16 +20,17 @@ def result_summary(request: Any, result: Any, class_names: list[str]) -> dict[st
     return {
         "source": request.image.source, "true_label": request.image.label,
         "models": as_dict(request.models), "attack": as_dict(request.attack), "defense": as_dict(request.defense),
-        "predictions": {k: pred(getattr(result, f"probs_{k}", None))
-                        for k in ("original", "adversarial", "purified_original", "purified_adversarial")},
+        "predictions": {"original": pred(result.probs_original), "adversarial": pred(result.probs_adversarial),
+                        "purified_original": pred(result.probs_purified_original),
+                        "purified_adversarial": pred(result.probs_purified_adversarial)},
         "linf": result.linf, "l2": result.l2, "hamming": result.hamming, "attack_failed": result.attack_failed,
-        "message": result.message, "theorem1": as_dict(result.theorem1),
+        "message": result.message, "theorem1": result.theorem1.to_dict() if result.theorem1 is not None else None,
         "bits_original": as_dict(result.bits_original), "bits_adversarial": as_dict(result.bits_adversarial),
         "attack_ms": result.attack_ms, "purify_ms": result.purify_ms,
     }
 
 
-def export(png_path: str | Path, pixmap, request: Any, result: Any, class_names: list[str]) -> tuple[Path, Path]:
+def export(png_path: str | Path, pixmap, request: Any, result: Analysis, class_names: list[str]) -> tuple[Path, Path]:
     """Write ``png_path`` and a JSON beside it (same stem); returns both paths."""
     png = Path(png_path).with_suffix(".png")
     if not pixmap.save(str(png), "PNG"):

@@ -16,55 +16,27 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-DATASETS = ("mnist", "fashion_mnist")
-DATASET_LABELS = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
-DEFAULT_CLASS_NAMES = {  # shown until the engine has been imported (it is the source of truth)
-    "mnist": [str(i) for i in range(10)],
-    "fashion_mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                      "Ankle boot"],
-}
-_SHORT = {"T-shirt/top": "Tee", "Trouser": "Trous", "Pullover": "Pull", "Sandal": "Sand", "Sneaker": "Sneak",
-          "Ankle boot": "Boot"}
+from lqvae.spec import attacks as _attacks, datasets as _datasets, defenses as _defenses
 
+# The facts shared with the engine come from lqvae.spec (torch-free; the app never keeps its own copy).
+DATASETS = _datasets.DATASETS
+DATASET_LABELS = _datasets.DATASET_LABELS
+DEFAULT_CLASS_NAMES = {d: list(names) for d, names in _datasets.CLASS_NAMES.items()}  # the engine's CLASS_NAMES
+short_name = _datasets.short_name
 
-def short_name(name: str) -> str:
-    """A class name short enough for an axis tick or a thumbnail ("Ankle boot" -> "Boot")."""
-    return _SHORT.get(name, name)
+ATTACK_LABELS = {name: a.label for name, a in _attacks.ATTACKS.items()}
+THREAT_LABELS = {name: t.label for name, t in _attacks.THREATS.items()}
+L2_ATTACKS = _attacks.L2_ATTACKS  # deepfool_linf is measured in L-inf
+ITERATIVE = {name: a.live_steps for name, a in _attacks.ATTACKS.items() if a.live_steps}  # live preset steps
+SLOW_ATTACKS = _attacks.SLOW_ATTACKS
+UNTARGETED_ONLY = _attacks.UNTARGETED_ONLY
 
-
-ATTACK_LABELS = {"fgsm": "FGSM", "bim": "BIM (iterative FGSM)", "pgd": "PGD (Madry)", "deepfool": "DeepFool L2",
-                 "deepfool_linf": "DeepFool L∞", "cw": "Carlini-Wagner L2", "boundary": "Boundary (decision-based)"}
-THREAT_LABELS = {"whitebox": "White-box on classifier", "blackbox": "Black-box transfer",
-                 "bpda": "Adaptive BPDA", "bpda_eot": "Adaptive BPDA + EOT"}
-L2_ATTACKS = ("deepfool", "cw", "boundary")  # deepfool_linf is measured in L-inf
-ITERATIVE = {"bim": 10, "pgd": 40, "deepfool": 50, "deepfool_linf": 50, "cw": 100, "boundary": 300}  # live preset
-SLOW_ATTACKS = ("cw", "boundary")
-UNTARGETED_ONLY = ("deepfool", "deepfool_linf")
-
-# in the Defense box's order: the paper's LQ-VAE, our fine-tunes of it, then the baselines (see purifier_order)
-PURIFIER_LABELS = {"lqvae": "LQ-VAE (paper)", "lqvae_robust": "LQ-VAE robust",
-                   "lqvae_adv": "LQ-VAE adversarially fine-tuned", "vae": "VAE (no quantization)",
-                   "defensegan": "Defense-GAN"}
-# classifier-side defenses: checkpoint classifier_<base>_<key> beside the plain classifier_<base>
-CLASSIFIER_DEFENSES = {"madry": "Madry adversarial training", "advtr": "FGSM adversarial training (Adv Tr)"}
-# Defense-GAN's latent search, (L gradient steps, R random restarts): lqvae's DefenseGAN.LIVE and the authors'
-DEFENSEGAN_SEARCH = {"live": (50, 2), "paper": (200, 10)}
-
-
-def purifier_order(names) -> list[str]:
-    """Purifier names in PURIFIER_LABELS order, names it does not know after them alphabetically."""
-    known = list(PURIFIER_LABELS)
-    return sorted(names, key=lambda n: (known.index(n), "") if n in known else (len(known), n))
-
-
-def split_classifier(name: str) -> tuple[str, str | None]:
-    """The base architecture and the classifier-side defense: "A_madry" -> ("A", "madry"), "A" -> ("A", None)."""
-    base, _, suffix = name.rpartition("_")
-    return (base, suffix) if base and suffix in CLASSIFIER_DEFENSES else (name, None)
-
-
-def classifier_name(base: str, hardening: str | None) -> str:
-    return f"{base}_{hardening}" if hardening else base
+PURIFIER_LABELS = _defenses.PURIFIER_LABELS  # in the Defense box's order (see purifier_order)
+CLASSIFIER_DEFENSES = _defenses.HARDENING_LABELS  # checkpoint classifier_<base>_<key> beside classifier_<base>
+DEFENSEGAN_SEARCH = _defenses.DEFENSEGAN_SEARCH  # (L gradient steps, R random restarts): live and the authors'
+purifier_order = _defenses.purifier_order
+split_classifier = _defenses.split_classifier
+classifier_name = _defenses.hardened_name
 
 
 @dataclass(frozen=True)
@@ -117,9 +89,7 @@ class AttackSettings:
     @property
     def is_slow(self) -> bool:
         """Slow attacks run on demand (Run button) with a progress bar; fast ones follow the slider."""
-        steps = self.steps or ITERATIVE.get(self.attack, 1)
-        return (self.attack in SLOW_ATTACKS or self.threat == "bpda_eot" or self.preset == "paper"
-                or steps > 100 or (self.threat == "bpda" and steps > 40))
+        return _attacks.is_slow(self.attack, self.threat, self.preset, self.steps)
 
     def to_spec_kwargs(self) -> dict[str, Any]:
         return dict(attack=self.attack, eps=None if self.eps is None else float(self.eps), steps=self.steps,

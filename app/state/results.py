@@ -3,16 +3,20 @@
 Two formats, both written by ``python -m lqvae.evaluate``:
 
 * ``run --json``: one record: ``dataset, classifier, defense, attack, threat, params{eps}, n,
-  clean_accuracy, attacked_accuracy`` (defended when there is a defense) and ``bits`` (Figure 3);
+  clean_accuracy, undefended_accuracy``, with a purifier ``defended_accuracy``, and ``bits`` (Figure 3).
+  Files written before those names hold ``attacked_accuracy`` (defended when there was a purifier) and
+  ``attacked_accuracy_undefended``; both kinds are read (:mod:`lqvae.spec.records`);
 * ``table``: ``{"table", "datasets", "columns", "rows", "cells": {"<row>|<column>": score}, "runs"}``,
   whose cells are turned into the same records (row ``fgsm/A`` or ``A/B`` or the dataset, column
   ``no_defense``/``lqvae``/``defensegan``/``madry``/``adv_tr``).
 
-An ablation record (``python -m lqvae.evaluate.ablation run``) names its variant in ``defense`` and, when that
+An ablation record (``python -m lqvae.cli.ablation run``) names its variant in ``defense`` and, when that
 run was shipped, the checkpoint name in ``shipped_as``, which is what the app's selection matches.
 
 Every record is normalised to ``dataset, classifier, defense, attack, threat, substitute, eps, n,
-clean_accuracy, attacked_accuracy, bits, _file``. Files that are not valid JSON are reported.
+clean_accuracy, attacked_accuracy, bits, _file``, where ``attacked_accuracy`` is the accuracy under attack
+of the record's own selection: through its defense when it has one, the classifier alone otherwise.
+Files that are not valid JSON are reported.
 """
 
 from __future__ import annotations
@@ -23,9 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lqvae.spec.records import accuracy_under_attack, has_accuracy
+from lqvae.spec.defenses import HARDENINGS, hardened_name
+
 RESULTS_ENV = "LQVAE_RESULTS"
 MAX_JSON_BYTES = 20 * 1024 * 1024
-CLASSIFIER_COLUMNS = {"madry": "{}_madry", "adv_tr": "{}_advtr"}  # classifier-side defenses
+CLASSIFIER_COLUMNS = {"madry": "madry", "adv_tr": "advtr"}  # table column -> classifier-side defense
 
 
 def results_dir() -> Path:
@@ -46,10 +53,10 @@ def _record(rec: dict[str, Any], **override: Any) -> dict[str, Any]:
         "defense": rec.get("shipped_as") or rec.get("defense") or "none", "attack": rec.get("attack", params.get("attack")),
         "threat": rec.get("threat", params.get("threat", "whitebox")), "substitute": rec.get("substitute"),
         "eps": rec.get("eps", params.get("eps")), "n": rec.get("n"), "clean_accuracy": rec.get("clean_accuracy"),
-        "attacked_accuracy": rec.get("attacked_accuracy"), "bits": rec.get("bits"),
+        "attacked_accuracy": accuracy_under_attack(rec), "bits": rec.get("bits"),
         "hamming": rec.get("hamming"), "preset": rec.get("preset", params.get("preset")),
     }
-    if out["defense"] in ("madry", "advtr"):  # `evaluate run --defense madry`: the hardened classifier, no purifier
+    if out["defense"] in HARDENINGS:  # `evaluate run --defense madry`: the hardened classifier, no purifier
         out["defense"] = "none"
     out.update(override)
     return out
@@ -67,7 +74,7 @@ def _table_records(data: dict[str, Any]) -> list[dict[str, Any]]:
             continue  # a clean-accuracy cell, not an attack result
         params = cell.get("params") or {}
         attacked = (runs.get(cell.get("job")) or {}).get("attacked") or "A"
-        value = cell.get("value", cell.get("attacked_accuracy"))
+        value = cell.get("value", accuracy_under_attack(cell))
         fields: dict[str, Any] = {"defense": column, "attacked_accuracy": value}
         if table in (1, 2):
             attack, clf = row.split("/", 1)
@@ -81,7 +88,7 @@ def _table_records(data: dict[str, Any]) -> list[dict[str, Any]]:
         if column == "no_defense":
             fields["defense"] = "none"
         if column in CLASSIFIER_COLUMNS:
-            fields.update(defense="none", classifier=CLASSIFIER_COLUMNS[column].format(fields.get("classifier", "A")))
+            fields.update(defense="none", classifier=hardened_name(fields.get("classifier", "A"), CLASSIFIER_COLUMNS[column]))
         if params.get("bpda_backward") == "straight_through":
             fields["threat"] = "bpda_straight_through"  # not the default BPDA the app runs
         out.append(_record({**cell, "params": params}, **fields))
@@ -106,15 +113,14 @@ def load_results(folder: str | Path | None = None) -> Results:
         records = []
         if isinstance(data, dict) and isinstance(data.get("cells"), dict) and "table" in data:
             records = _table_records(data)
-        elif isinstance(data, dict) and "attack" in data and "attacked_accuracy" in data:
+        elif isinstance(data, dict) and "attack" in data and has_accuracy(data):
             records = [_record(data)]
         elif isinstance(data, list):
-            records = [_record(d) for d in data if isinstance(d, dict) and "attack" in d and "attacked_accuracy" in d]
+            records = [_record(d) for d in data if isinstance(d, dict) and "attack" in d and has_accuracy(d)]
         elif isinstance(data, dict):  # a list of records under any key
             for value in data.values():
                 if isinstance(value, list):
-                    records += [_record(d) for d in value
-                                if isinstance(d, dict) and "attack" in d and "attacked_accuracy" in d]
+                    records += [_record(d) for d in value if isinstance(d, dict) and "attack" in d and has_accuracy(d)]
         for rec in records:
             if rec["dataset"] and rec["attack"] and rec["attacked_accuracy"] is not None:
                 rec["_file"] = path.name

@@ -1,5 +1,5 @@
-"""``python -m lqvae.bench``: the benchmarks (:mod:`lqvae.bench.engine`)."""
+"""``python -m lqvae.bench``: the benchmarks (:mod:`lqvae.cli.bench`)."""
 
-from lqvae.bench.engine import main
+from lqvae.cli.bench import main
 
 main()

@@ -1,4 +1,6 @@
-"""``python -m lqvae.bench attacks``: how long each attack takes, per threat model and preset.
+"""How long each attack takes, per threat model and preset (``python -m lqvae.bench attacks``).
+
+How long each attack takes, per threat model and preset.
 
 For every (preset, attack, threat) it reports the median wall time of :func:`lqvae.evaluate.analysis.analyze`
 on one image (attack plus purification and classification, what the app waits for) and the
@@ -9,22 +11,18 @@ else freshly initialised models of the same architecture (timings are the same; 
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
-import sys
 import time
-from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from lqvae.evaluate.analysis import analyze
-from lqvae.attacks.runners import ATTACKS, PRESET_NAMES, THREATS, AttackSpec, run_attack
+from lqvae.attacks.runners import AttackSpec, run_attack
 from lqvae.core.config import ClassifierConfig, LQVAEConfig
-from lqvae.io.data import DATASETS, DataNotFoundError, load_samples, load_split
-from lqvae.core.device import DEVICE_CHOICES, resolve_device
+from lqvae.io.data import DataNotFoundError, load_samples, load_split
+from lqvae.core.device import resolve_device
 from lqvae.core.models import LQVAE, Classifier
 from lqvae.io.registry import inventory, load_named
 
@@ -90,60 +88,29 @@ def bench_spec(spec: AttackSpec, images: Tensor, labels: Tensor, *, classifier: 
     return out
 
 
-def cmd_attacks(args: argparse.Namespace) -> dict[str, Any]:
-    """Print a row per (preset, attack, threat) as it finishes; return a flat dict for ``lqvae.bench.engine``'s summary
-    and JSON: ``"<preset>/<attack>/<threat> ms"`` (one image) and ``"... img/s"`` (batch)."""
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
-    clf, lq, sub, note = bench_models(args.dataset, device, args.checkpoints)
-    images, labels = bench_images(args.dataset, max(args.batch, args.repeats, 1))
-    print(f"# attack benchmark: {note}; torch threads {torch.get_num_threads()}, device {device}")
-    print(f"{'preset':6} {'attack':14} {'threat':9} {'1 image ms':>10} {'target':>7} {'batch img/s':>11}")
+def bench_attacks(*, dataset: str = "mnist", presets: Sequence[str], attacks: Sequence[str], threats: Sequence[str],
+                  repeats: int = 5, batch: int = 64, checkpoints: str | None = None, device: str | torch.device = "auto",
+                  log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Time every (preset, attack, threat), ``log`` a row as each finishes; a flat summary for the command's
+    table and JSON: ``"<preset>/<attack>/<threat> ms"`` (one image) and ``"... img/s"`` (batch; none when
+    ``batch`` is 0)."""
+    device = resolve_device(device)
+    clf, lq, sub, note = bench_models(dataset, device, checkpoints)
+    images, labels = bench_images(dataset, max(batch, repeats, 1))
+    log(f"# attack benchmark: {note}; torch threads {torch.get_num_threads()}, device {device}")
+    log(f"{'preset':6} {'attack':14} {'threat':9} {'1 image ms':>10} {'target':>7} {'batch img/s':>11}")
     summary: dict[str, Any] = {"models": note, "threads": torch.get_num_threads()}
-    for preset in args.presets:
-        for attack in args.attacks:
-            for threat in args.threats:
+    for preset in presets:
+        for attack in attacks:
+            for threat in threats:
                 spec = AttackSpec(attack=attack, threat=threat, preset=preset)
                 row = bench_spec(spec, images, labels, classifier=clf, purifier=lq, substitute=sub,
-                                 repeats=args.repeats, batch=0 if args.no_batch else args.batch)
+                                 repeats=repeats, batch=batch)
                 key = f"{preset}/{attack}/{threat}"
                 summary[f"{key} ms"] = row["one_image_ms"]
                 if "images_per_s" in row:
                     summary[f"{key} img/s"] = row["images_per_s"]
                 mark = "" if "target_ms" not in row else (" ok" if row["meets_target"] else " SLOW")
-                print(f"{preset:6} {attack:14} {threat:9} {row['one_image_ms']:>10.1f} "
-                      f"{row.get('target_ms', ''):>7}{mark} {row.get('images_per_s', ''):>11}", flush=True)
+                log(f"{preset:6} {attack:14} {threat:9} {row['one_image_ms']:>10.1f} "
+                    f"{row.get('target_ms', ''):>7}{mark} {row.get('images_per_s', ''):>11}")
     return summary
-
-
-def add_subcommand(sub: argparse._SubParsersAction) -> None:
-    """Add ``attacks`` to ``python -m lqvae.bench``."""
-    p = sub.add_parser("attacks", help="wall time per attack, threat model and preset (one image; batch throughput)")
-    p.add_argument("--dataset", choices=DATASETS, default="mnist")
-    p.add_argument("--presets", nargs="+", choices=PRESET_NAMES, default=list(PRESET_NAMES))
-    p.add_argument("--attacks", nargs="+", choices=ATTACKS, default=list(ATTACKS))
-    p.add_argument("--threats", nargs="+", choices=THREATS, default=list(THREATS))
-    p.add_argument("--repeats", type=int, default=5, help="images timed one at a time (median reported)")
-    p.add_argument("--batch", type=int, default=64, help="batch size for the throughput measurement")
-    p.add_argument("--no-batch", action="store_true", help="skip the batch throughput (the paper preset is slow)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default torch's)")
-    p.add_argument("--checkpoints", default=None)
-    p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
-    p.add_argument("--json", default=None, help="write the summary here")
-    p.set_defaults(func=cmd_attacks)
-
-
-def main(argv: list[str] | None = None) -> Any:
-    parser = argparse.ArgumentParser(prog="python -m lqvae.bench.attacks", description=__doc__)
-    add_subcommand(parser.add_subparsers(dest="cmd", required=True))
-    args = parser.parse_args(argv)
-    summary = args.func(args)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
-
-
-if __name__ == "__main__":
-    sys.exit(0 if main() is not None else 1)

@@ -1,55 +1,39 @@
-"""Evaluation CLI: ``python -m lqvae.evaluate clean|run|table ...``.
+"""``python -m lqvae.evaluate clean|run|table ...``: measuring the shipped checkpoints.
 
-``clean`` measures the shipped checkpoints of one dataset on its full test set: for each classifier
-its clean accuracy and its accuracy on LQ-VAE-purified images, plus the purifier's bit statistics
-(``bit_balance``, ``dead_bits``, ``distinct_codes``) and ``lipschitz_median``. Accuracies in percent.
+* ``clean`` measures the shipped checkpoints of one dataset on its test set: for each classifier its
+  clean accuracy and its accuracy on LQ-VAE-purified images, plus the purifier's bit statistics
+  (``bit_balance``, ``dead_bits``, ``distinct_codes``) and ``lipschitz_median``.
+* ``run`` evaluates one attack under one threat model against one defense, prints one line and writes
+  the full result as JSON (:func:`lqvae.evaluate.scoring.evaluate_batch`).
+* ``table --paper-table 1|2|4|5|7`` reproduces a paper table, resumable (finished attack runs are kept
+  in ``<out>/cache/``), writing Markdown, CSV and JSON with the paper's numbers alongside
+  (:mod:`lqvae.evaluate.tables`).
+
+Accuracies in percent. Errors in the arguments, the data or the checkpoints end the command with one
+line ``error: ...`` and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from lqvae.io.data import DATASETS, load_split
+from lqvae.cli import ProgressBar, errors_exit, fail
 from lqvae.core.device import DEVICE_CHOICES, resolve_device
-from lqvae.evaluate.diagnostics import lqvae_report, predict, purify_all
-from lqvae.io.registry import inventory, load_named
-
-
-def clean_metrics(dataset: str, images: torch.Tensor, labels: torch.Tensor, *, device: torch.device,
-                  purifier: str = "lqvae", root: str | None = None) -> dict[str, Any]:
-    inv = inventory(dataset, root)
-    if not inv.classifiers:
-        raise SystemExit(f"no classifier checkpoints for {dataset} in checkpoints/{dataset}/ ({inv.errors})")
-    out: dict[str, Any] = {"dataset": dataset, "n": len(images), "purifier": purifier}
-    purified = None
-    if purifier in inv.purifiers:
-        lq = load_named(dataset, purifier, kind="lqvae", device=device, root=root).model
-        purified = purify_all(lq, images)  # type: ignore[arg-type]
-        out.update(lqvae_report(lq, images))  # type: ignore[arg-type]
-    for name, _ in sorted(inv.classifiers.items()):
-        clf = load_named(dataset, name, kind="classifier", device=device, root=root).model
-        entry = {"clean_accuracy": float((predict(clf, images) == labels).float().mean() * 100)}
-        if purified is not None:
-            entry["purified_accuracy"] = float((predict(clf, purified) == labels).float().mean() * 100)
-        out[name] = entry
-    return out
+from lqvae.spec.attacks import ATTACKS, BPDA_BACKWARDS, END_TO_END, PRESET_NAMES, THREATS
+from lqvae.spec.datasets import DATASETS
+from lqvae.spec.defenses import HARDENINGS, hardened_name
 
 
 def cmd_clean(args: argparse.Namespace) -> dict[str, Any]:
+    from lqvae.evaluate.loading import load_images, write_json
+    from lqvae.evaluate.scoring import clean_metrics
+
     device = resolve_device(args.device)
-    if args.samples:
-        from lqvae.io.data import load_samples
-        images, labels = load_samples(args.dataset).tensors(args.n)
-    else:
-        images, labels = load_split(args.dataset, "test", args.data_dir).tensors(args.n)
+    images, labels = load_images(args.dataset, args.n, data_dir=args.data_dir, samples=args.samples)
     t0 = time.monotonic()
     result = clean_metrics(args.dataset, images, labels, device=device, purifier=args.purifier,
                            root=args.checkpoints)
@@ -60,12 +44,145 @@ def cmd_clean(args: argparse.Namespace) -> dict[str, Any]:
     print(f"{args.dataset} n={result['n']}: {summary}; dead bits {result.get('dead_bits')}, "
           f"distinct codes {result.get('distinct_codes')}, Lipschitz median {result.get('lipschitz_median')}")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.json, result)
     return result
 
 
+def _fmt(v: float | None, digits: int = 2) -> str:
+    return "—" if v is None else f"{v:.{digits}f}"
+
+
+def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
+    """``run``: one attack, threat model and defense on the first n test images; one line + JSON."""
+    from lqvae.attacks.runners import AttackSpec
+    from lqvae.evaluate.loading import load_classifier, load_defense, load_images, write_json
+    from lqvae.evaluate.scoring import evaluate_batch
+
+    if args.n < 1:
+        raise fail(f"--n expects a number of images >= 1, got {args.n}")
+    device = resolve_device(args.device)
+    spec = AttackSpec(attack=args.attack, eps=args.eps, steps=args.steps, preset=args.preset,
+                      targeted=args.target is not None, target=args.target, threat=args.threat,
+                      bpda_backward=args.bpda_backward, eot_samples=args.eot_samples, restarts=args.restarts,
+                      seed=args.seed)
+    classifier_name, defense = args.classifier, args.defense
+    if defense in HARDENINGS:  # a classifier-side defense: attack and score the hardened classifier
+        if spec.threat in END_TO_END:
+            raise fail(f"--defense {defense} is an adversarially trained classifier, not a purifier: attack it "
+                       "with --threat whitebox (that is already the fully adaptive attack)")
+        classifier_name, defense = hardened_name(args.classifier, defense), "none"
+    if spec.threat in END_TO_END and defense == "none":
+        raise fail(f"--threat {spec.threat} attacks a defense end to end; pass --defense lqvae "
+                   "(or use --threat whitebox for the classifier alone)")
+    if spec.threat == "blackbox" and not args.substitute:
+        raise fail("--threat blackbox needs --substitute A|B|C (the classifier the attack sees)")
+    images, labels = load_images(args.dataset, args.n, data_dir=args.data_dir, samples=args.samples)
+    classifier = load_classifier(args.dataset, classifier_name, device=device, root=args.checkpoints)
+    purifier = load_defense(args.dataset, defense, device=device, root=args.checkpoints)
+    if args.defensegan_steps is not None or args.defensegan_restarts is not None:
+        if not hasattr(purifier, "restarts"):
+            raise fail("--defensegan-steps/--defensegan-restarts apply to --defense defensegan only")
+        purifier.search_steps = args.defensegan_steps or purifier.search_steps  # type: ignore[union-attr]
+        purifier.restarts = args.defensegan_restarts or purifier.restarts  # type: ignore[union-attr]
+    substitute = (load_classifier(args.dataset, args.substitute, device=device, root=args.checkpoints)
+                  if spec.threat == "blackbox" else None)
+    bar = None if args.quiet else ProgressBar(f"{args.attack}/{args.threat}")
+    try:
+        res = evaluate_batch(spec, images, labels, classifier=classifier, purifier=purifier, substitute=substitute,
+                             batch_size=args.batch_size, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    out = {"dataset": args.dataset, "classifier": classifier_name,
+           "substitute": args.substitute if spec.threat == "blackbox" else None, "defense": args.defense, **res}
+    if hasattr(purifier, "restarts"):
+        out["defensegan_search"] = {"steps": purifier.search_steps, "restarts": purifier.restarts}  # type: ignore[union-attr]
+    bits = out.get("bits") or {}
+    defended = (f"defended {_fmt(out['defended_accuracy'])}%, " if "defended_accuracy" in out else "")
+    print(f"{args.dataset} {classifier_name}+{args.defense} {args.attack}/{args.threat} ({args.preset}) n={out['n']}: "
+          f"clean {_fmt(out['clean_accuracy'])}% -> attacked: {defended}"
+          f"undefended {_fmt(out['undefended_accuracy'])}%, failures {out['attack_failures']}, "
+          f"mean Linf {_fmt(out['mean_linf'], 3)} L2 {_fmt(out['mean_l2'], 3)}"
+          + (f", flips mean {_fmt(bits.get('mean_flips'), 1)} (<6%: {_fmt(bits.get('share_below_6pct'), 1)}%)"
+             if bits else "")
+          + f", {out['seconds']:.1f} s")
+    if args.json:
+        write_json(args.json, out)
+    return out
+
+
+def parse_n_override(items: list[str]) -> dict[str, int]:
+    """``["cw=300", "pgd/bpda=1000"]`` -> ``{"cw": 300, "pgd/bpda": 1000}``, with a clear error otherwise."""
+    known = set(ATTACKS) | set(THREATS)
+    out: dict[str, int] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        parts = key.split("/")
+        if not sep or not value.isdigit() or int(value) < 1 or not all(p in known for p in parts) or len(parts) > 2:
+            raise fail(f"--n-override expects ATTACK=N, THREAT=N or ATTACK/THREAT=N with N >= 1 "
+                       f"(attacks {', '.join(ATTACKS)}; threats {', '.join(THREATS)}), got {item!r}")
+        out[key] = int(value)
+    return out
+
+
+def cmd_table(args: argparse.Namespace) -> dict[str, Any]:
+    """``table``: every attack run of a paper table, cached per run, then Markdown + CSV + JSON."""
+    from tqdm import tqdm
+
+    from lqvae.evaluate.tables import Models, build_table, runnable, run_table, table_datasets, table_jobs, write_table
+
+    table = args.paper_table
+    datasets = (args.dataset,) if args.dataset else table_datasets(table)
+    device = resolve_device(args.device)
+    n_override = parse_n_override(args.n_override)
+    jobs = []
+    for ds in datasets:
+        models = Models(ds, device, args.checkpoints)
+        planned = table_jobs(table, ds, classifier=args.classifier, n=args.n, n_fast=args.n_fast or args.n,
+                             n_override=n_override, preset=args.preset, seed=args.seed, eot_samples=args.eot_samples,
+                             restarts=args.restarts, n_baseline=args.n_baseline, n_defensegan=args.n_defensegan)
+        jobs += [(j, models) for j in planned if runnable(j, models)]
+    bar = tqdm(total=len(jobs), desc=f"table {table}", unit="run")
+    last = [0.0]
+
+    def progress(done: int, frac: float, key: str) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 0.5:  # a redraw per model call would flood a log
+            last[0] = now
+            bar.set_postfix_str(key, refresh=False)
+            bar.n = round(done + min(frac, 0.99), 2)
+            bar.refresh()
+
+    out_dir = Path(args.out)
+    try:
+        results = run_table(jobs, cache_path=out_dir / "cache" / f"table{table}_{args.preset}.json", fresh=args.fresh,
+                            samples=args.samples, data_dir=args.data_dir, n_images=max(args.n, args.n_fast or args.n),
+                            batch_size=args.batch_size, progress=progress)
+        bar.n = len(jobs)
+        bar.refresh()
+    finally:
+        bar.close()
+    report = build_table(table, datasets, results, preset=args.preset)
+    write_table(report, out_dir, f"table{table}" + (f"_{datasets[0]}" if len(datasets) == 1 else ""))
+    print(report["markdown"])
+    return report["json"]
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", default=None, help="folder with the idx files (default: search, see lqvae.io.data)")
+    p.add_argument("--samples", action="store_true", help="use the bundled 1,000 samples instead of the test set")
+    p.add_argument("--checkpoints", default=None, help="checkpoint root (default ./checkpoints or $LQVAE_CHECKPOINTS)")
+    p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="images per foolbox call (default 250 on the classifier, 100 through the purifier)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eot-samples", type=int, default=8, help="draws per model call for bpda_eot")
+    p.add_argument("--restarts", type=int, default=1, help="attack restarts (random starts)")
+
+
 def parser() -> argparse.ArgumentParser:
+    from lqvae.evaluate.tables import DEFENSEGAN_N, TABLES
+
     p = argparse.ArgumentParser(prog="python -m lqvae.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -79,16 +196,57 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     c.add_argument("--json", default=None)
     c.set_defaults(func=cmd_clean)
-    if importlib.util.find_spec("lqvae.evaluate.scoring") is not None:  # `run` and `table` live there
-        from lqvae.evaluate.scoring import add_subcommands
 
-        add_subcommands(sub)
+    r = sub.add_parser("run", help="one attack under one threat model against one defense; prints a line, writes JSON")
+    r.add_argument("--dataset", choices=DATASETS, default="mnist")
+    r.add_argument("--classifier", default="A", help="classifier checkpoint name (A, B, C, A_madry, ...)")
+    r.add_argument("--substitute", default=None, help="substitute classifier for --threat blackbox")
+    r.add_argument("--defense", default="lqvae",
+                   help="none | lqvae | lqvae_robust | lqvae_adv | vae | defensegan (purifiers: checkpoint names; "
+                        "lqvae_adv is fine-tuned on adversarial examples, not the paper's method) | "
+                        f"{' | '.join(HARDENINGS)} (adversarially trained classifiers: --classifier A becomes "
+                        f"{' / '.join(hardened_name('A', h) for h in HARDENINGS)})")
+    r.add_argument("--defensegan-steps", type=int, default=None, help="Defense-GAN search steps L (default 200)")
+    r.add_argument("--defensegan-restarts", type=int, default=None, help="Defense-GAN restarts R (default 10)")
+    r.add_argument("--attack", choices=list(ATTACKS), default="fgsm")
+    r.add_argument("--threat", choices=list(THREATS), default="whitebox")
+    r.add_argument("--preset", choices=PRESET_NAMES, default="paper")
+    r.add_argument("--eps", type=float, default=None, help="budget (L-inf or L2 by attack); default the preset's")
+    r.add_argument("--steps", type=int, default=None, help="iterations; default the preset's")
+    r.add_argument("--bpda-backward", choices=BPDA_BACKWARDS, default="bpda")
+    r.add_argument("--target", type=int, default=None, help="target class (makes the attack targeted)")
+    r.add_argument("--n", type=int, default=1000, help="first n test images")
+    r.add_argument("--json", default=None, help="write the full result here")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    _common(r)
+    r.set_defaults(func=cmd_run)
+
+    t = sub.add_parser("table", help="reproduce a paper table (resumable); writes Markdown, CSV and JSON")
+    t.add_argument("--paper-table", type=int, choices=TABLES, required=True)
+    t.add_argument("--dataset", choices=DATASETS, default=None,
+                   help="default: the table's own (1, 5: fashion_mnist; 2, 4: mnist; 7: both)")
+    t.add_argument("--classifier", default="A", help="classifier for table 7")
+    t.add_argument("--n", type=int, default=1000, help="test images per cell")
+    t.add_argument("--n-fast", type=int, default=None, help="test images for FGSM/BIM/PGD cells (default --n)")
+    t.add_argument("--n-override", action="append", default=[], metavar="KEY=N",
+                   help="images for the runs of one attack, threat or attack/threat, e.g. cw=300, pgd/bpda=1000 "
+                        "(repeatable; most specific wins)")
+    t.add_argument("--n-baseline", type=int, default=None,
+                   help="cap on the images of every baseline run (VAE, Defense-GAN, Madry, Adv Tr)")
+    t.add_argument("--n-defensegan", type=int, default=DEFENSEGAN_N,
+                   help=f"images per Defense-GAN cell (default {DEFENSEGAN_N}; its search costs ~1 s an image)")
+    t.add_argument("--preset", choices=PRESET_NAMES, default="paper")
+    t.add_argument("--out", default="docs/results/")
+    t.add_argument("--fresh", action="store_true", help="ignore the cache of finished runs")
+    _common(t)
+    t.set_defaults(func=cmd_table)
     return p
 
 
 def main(argv: list[str] | None = None) -> Any:
     args = parser().parse_args(argv)
-    return args.func(args)
+    with errors_exit():
+        return args.func(args)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, Literal
 
-ETA_MEDIAN = 0.67449  # eq. 2: P(|z| <= eta) = 0.5 for z ~ N(0, 1)
+from lqvae.spec.datasets import ETA_MEDIAN  # eq. 2: P(|z| <= eta) = 0.5 for z ~ N(0, 1)
 
 Arch = Literal["table8", "table9"]
 ReconLoss = Literal["sse", "bce"]
@@ -41,9 +41,14 @@ def _int(owner: object, name: str, value: Any, lo: int, hi: int) -> int:
 
 def _real(owner: object, name: str, value: Any, lo: float = -math.inf, hi: float = math.inf) -> float:
     """``value`` as a finite float in [lo, hi] (NaN and infinity would poison every computation silently)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
-            or not lo <= value <= hi:
-        raise ValueError(f"{type(owner).__name__}.{name} must be a finite number in [{lo}, {hi}], got {value!r}")
+    try:  # an int too large for a float (10**400) raises OverflowError in isfinite
+        ok = (not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
+              and lo <= value <= hi)
+    except OverflowError:
+        ok = False
+    if not ok:
+        shown = repr(value) if len(repr(value)) < 60 else repr(value)[:40] + "…"
+        raise ValueError(f"{type(owner).__name__}.{name} must be a finite number in [{lo}, {hi}], got {shown}")
     return float(value)
 
 
@@ -140,8 +145,8 @@ class LQVAEConfig:
             raise ValueError(f"arch table8 needs 28x28 images, got {self.image_shape}; use arch='table9' for 64x64")
         if self.arch == "table9" and tuple(self.image_shape[1:]) != (64, 64):
             raise ValueError(f"arch table9 needs 64x64 images, got {self.image_shape}")
-        if self.eta <= 0 or self.c < 0:
-            raise ValueError(f"expected eta > 0 and c >= 0, got eta={self.eta}, c={self.c}")
+        if not 1e-3 <= self.eta <= 10 or self.c < 0:  # a threshold of 5e-324 or 1e300 makes every bit constant
+            raise ValueError(f"expected eta in [0.001, 10] and c >= 0, got eta={self.eta}, c={self.c}")
         if self.code_weight < 0 or self.margin_weight < 0 or self.margin < 0:
             raise ValueError(f"expected code_weight, margin_weight and margin >= 0, got {self.code_weight}, "
                              f"{self.margin_weight}, {self.margin}")

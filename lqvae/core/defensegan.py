@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from lqvae.core.config import DefenseGANConfig
 from lqvae.core.models import Purification
 from lqvae.core.quantize import GradMode, IdentityQuantizer
+from lqvae.spec.defenses import DEFENSEGAN_SEARCH
 
 
 class Generator(nn.Module):
@@ -107,7 +108,7 @@ class DefenseGAN(nn.Module):
     changed on the instance for live use (the app's "live" setting is L = 50, R = 2).
     """
 
-    LIVE = (50, 2)  # (L, R) for interactive use
+    LIVE = DEFENSEGAN_SEARCH["live"]  # (L, R) for interactive use
 
     def __init__(self, cfg: DefenseGANConfig, *, with_critic: bool = False) -> None:
         super().__init__()

@@ -2,17 +2,18 @@
 
 :func:`analyze` takes an image, optionally attacks it (:mod:`lqvae.attacks.runners`), purifies the clean and
 the adversarial image with the LQ-VAE, classifies all of them and returns an :class:`Analysis` of
-plain numpy arrays and numbers, ready to draw. Bits are always the deterministic codes H(mu), so the
-Hamming distance compares like with like in both purification modes; Theorem 1's prediction is
-made from the measured per-coordinate latent shift |mu_adv_i - mu_i| and from the perturbation's
-L2 size (the theorem's bound), and set beside the observed flips.
+plain numpy arrays and numbers, ready to draw (the dataclass lives in the torch-free
+:mod:`lqvae.spec.results`, which the app imports; it is re-exported here). Bits are always the
+deterministic codes H(mu), so the Hamming distance compares like with like in both purification
+modes; Theorem 1's prediction (:func:`lqvae.core.theory.theorem1`) is made from the measured
+per-coordinate latent shift |mu_adv_i - mu_i| and from the perturbation's L2 size (the theorem's
+bound), and set beside the observed flips.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
@@ -20,47 +21,14 @@ from torch import Tensor, nn
 
 from lqvae.io import validate as check
 from lqvae.attacks.runners import AttackSpec, run_attack
+from lqvae.attacks.settings import attack_setup
 from lqvae.core.models import LQVAE
-from lqvae.core.theory import flip_probability, poisson_binomial_pmf, prob_k_flips
+from lqvae.core.theory import theorem1
 from lqvae.io.validate import InputError
+from lqvae.spec.datasets import ETA_MEDIAN
+from lqvae.spec.results import Analysis, Theorem1
 
 ANALYZE_MODES = ("deterministic", "stochastic")
-
-
-@dataclass
-class Analysis:
-    """Everything the app shows for one image; plain numpy arrays and numbers only.
-
-    Images are (C, H, W) float32 in [0, 1]; probabilities (K,) are softmaxes of the classifier on
-    the raw or purified image (in stochastic mode the mean over the draws); bits (M,) are +-1 codes
-    H(mu), z (M,) is mu. Fields about the attack or the purifier are None when there is none.
-    ``stochastic_probs`` (S, K) are the per-draw class probabilities of the purified adversarial
-    image (stochastic mode with an attack only).
-    """
-
-    original: np.ndarray  # (C, H, W)
-    adversarial: np.ndarray | None = None  # (C, H, W)
-    purified_original: np.ndarray | None = None
-    purified_adversarial: np.ndarray | None = None
-    probs_original: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (K,)
-    probs_adversarial: np.ndarray | None = None
-    probs_purified_original: np.ndarray | None = None
-    probs_purified_adversarial: np.ndarray | None = None
-    bits_original: np.ndarray | None = None  # (M,) +-1
-    bits_adversarial: np.ndarray | None = None
-    z_original: np.ndarray | None = None  # (M,) mu
-    z_adversarial: np.ndarray | None = None
-    sigma_original: np.ndarray | None = None
-    hamming: int | None = None
-    linf: float | None = None
-    l2: float | None = None
-    attack_failed: bool = False
-    message: str = ""
-    theorem1: dict[str, Any] | None = None
-    stochastic_probs: np.ndarray | None = None  # (S, K)
-    attack_ms: float = 0.0
-    purify_ms: float = 0.0
-    label: int | None = None  # the label the attack used (the prediction when none was given)
 
 
 def as_image_batch(image: np.ndarray | Tensor, *, shape: tuple[int, int, int] | None = None) -> Tensor:
@@ -70,45 +38,6 @@ def as_image_batch(image: np.ndarray | Tensor, *, shape: tuple[int, int, int] | 
     shape or dtype, NaN/Inf pixels or floats outside [0, 1] (see :func:`lqvae.io.validate.image`).
     """
     return check.image(image, shape=shape)
-
-
-def theorem1_prediction(mu: Tensor, mu_adv: Tensor, observed: int, *, eta: float, l2: float | None = None,
-                        linf: float | None = None, lipschitz_target: float | None = None) -> dict[str, Any]:
-    """Theorem 1 from the measured per-coordinate shift, beside the observed flip count.
-
-    Each coordinate gets its own flip probability p_i = p(eta, |mu_adv_i - mu_i|), so the predicted
-    count is Poisson-binomial (``p_flip`` is the mean p_i). With ``l2`` and ``lipschitz_target``, also
-    the theorem's bound |delta_z| <= K * ||delta||_2 for this perturbation (``l2_*``); with ``linf``,
-    the paper's plug-in |delta_z| = K * ||delta||_inf (``paper_*``), an L-inf size in an L2 bound.
-
-    Args:
-        mu, mu_adv: (M,) latent means of the clean and adversarial image.
-        observed: bits that actually flipped.
-        eta: quantization threshold.
-        l2, linf: the perturbation's L2 and L-inf size.
-        lipschitz_target: K, the encoder's Lipschitz constant the theorem assumes.
-    """
-    shift = (mu_adv - mu).abs().reshape(-1).double()  # (M,) measured |delta_z_i|
-    m = int(shift.numel())
-    ps = [flip_probability(float(d), eta) for d in shift]
-    pmf = poisson_binomial_pmf(ps)
-    k = int(observed)
-    out: dict[str, Any] = {
-        "delta_z": float(shift.mean()), "delta_z_max": float(shift.max()), "p_flip": sum(ps) / m,
-        "expected_flips": sum(ps), "prob_observed": pmf[k] if 0 <= k <= m else 0.0,
-        "prob_at_least_observed": min(1.0, sum(pmf[max(k, 0):])), "observed_flips": k, "latent_dim": m, "eta": eta,
-    }
-    if lipschitz_target is not None:
-        out["lipschitz_target"] = lipschitz_target
-    if l2 is not None and lipschitz_target is not None:
-        dz = lipschitz_target * l2
-        p = flip_probability(dz, eta)
-        out.update(l2=l2, l2_delta_z=dz, l2_p_flip=p, l2_expected_flips=m * p,
-                   l2_prob_observed=prob_k_flips(k, m, p) if 0 <= k <= m else 0.0)
-    if linf is not None and lipschitz_target is not None:
-        pz = flip_probability(lipschitz_target * linf, eta)
-        out.update(paper_delta_z=lipschitz_target * linf, paper_p_flip=pz, paper_expected_flips=m * pz)
-    return out
 
 
 @torch.inference_mode()
@@ -139,6 +68,7 @@ def analyze(image: np.ndarray | Tensor, label: int | None, *, classifier: nn.Mod
         lqvae.io.validate.InputError: an argument is invalid (before any model runs); the message says which.
         lqvae.attacks.runners.AttackCancelled: when ``should_stop()`` became True during the attack.
     """
+    check.roles(classifier=classifier, purifier=purifier, substitute=substitute)
     shape = check.model_image_shape(classifier=classifier, purifier=purifier, substitute=substitute)
     x = as_image_batch(image, shape=shape)
     k = check.declared_classes(classifier)
@@ -146,13 +76,14 @@ def analyze(image: np.ndarray | Tensor, label: int | None, *, classifier: nn.Mod
     check.choice(mode, "mode", ANALYZE_MODES)
     n_samples = check.integer(n_samples, "n_samples", low=1, high=check.MAX_SAMPLES)
     if spec is not None:
-        check.attack_setup(spec, purifier=purifier, substitute=substitute, num_classes=k, pixels=x[0].numel(),
+        attack_setup(spec, purifier=purifier, substitute=substitute, num_classes=k, pixels=x[0].numel(),
                            own_labels=None if label is None else [label])
     dev = check.device(device)
     x = x.to(dev)
     classifier.eval()
     try:
         p_orig = _probs(classifier, x)[0]  # (K,)
+        check.logits(p_orig.unsqueeze(0), "classifier", n=1)
     except (RuntimeError, ValueError) as exc:
         if shape is not None:
             raise
@@ -200,6 +131,9 @@ def _purify_into(res: Analysis, purifier: nn.Module, classifier: nn.Module, x: T
     if not hasattr(purifier, "purify") or not getattr(purifier, "quantized", True):
         # a generic image -> image defense, the VAE ablation or Defense-GAN: no binary code to show
         img = purifier(xs)
+        if not isinstance(img, torch.Tensor) or img.shape != xs.shape:
+            raise InputError(f"purifier: expected images back of shape {tuple(xs.shape)}, got "
+                             f"{tuple(img.shape) if isinstance(img, torch.Tensor) else type(img).__name__}")
         probs = torch.softmax(classifier(img), -1)
         res.purified_original, res.probs_purified_original = img[0].cpu().numpy(), probs[0].cpu().numpy()
         if adv is not None:
@@ -227,8 +161,8 @@ def _purify_into(res: Analysis, purifier: nn.Module, classifier: nn.Module, x: T
     if per_draw is not None:
         res.stochastic_probs = per_draw[:, 1].cpu().numpy()
     cfg = getattr(purifier, "cfg", None)
-    res.theorem1 = theorem1_prediction(mu[0], mu[1], res.hamming, eta=cfg.eta if cfg else 0.67449, l2=res.l2,
-                                       linf=res.linf, lipschitz_target=cfg.lipschitz_target if cfg else None)
+    res.theorem1 = theorem1(mu[0], mu[1], res.hamming, eta=cfg.eta if cfg else ETA_MEDIAN, l2=res.l2, linf=res.linf,
+                            lipschitz_target=cfg.lipschitz_target if cfg else None)
 
 
-__all__ = ["Analysis", "analyze", "as_image_batch", "theorem1_prediction", "ANALYZE_MODES", "InputError"]
+__all__ = ["Analysis", "Theorem1", "analyze", "as_image_batch", "ANALYZE_MODES", "InputError"]

@@ -1,18 +1,15 @@
 """PNG grid of bundled test images (top row of each pair) and their LQ-VAE purifications (below).
 
-``python -m lqvae.evaluate.grid --dataset mnist --out docs/purified_mnist.png`` uses the shipped checkpoint
+``python -m lqvae.cli.grid --dataset mnist --out docs/purified_mnist.png`` uses the shipped checkpoint
 and two samples per class; the deterministic purifier g(H(mu)).
 """
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import numpy as np
 import torch
 
-from lqvae.io.data import DATASETS, load_samples
+from lqvae.io.data import load_samples
 from lqvae.io.registry import load_named
 
 
@@ -31,15 +28,3 @@ def purified_grid(dataset: str, per_class: int = 2, purifier: str = "lqvae", sca
     grid = np.kron(grid, np.ones((scale, scale)))
     return (grid * 255).round().astype(np.uint8)
 
-
-if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--dataset", choices=DATASETS, required=True)
-    ap.add_argument("--purifier", default="lqvae")
-    ap.add_argument("--out", required=True)
-    a = ap.parse_args()
-    from PIL import Image
-
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(purified_grid(a.dataset, purifier=a.purifier)).save(a.out)
-    print(a.out)

@@ -1,20 +1,21 @@
 """Assemble ``docs/results.md`` from its template and the tables the evaluation wrote.
 
-``python -m lqvae.evaluate.report`` replaces every ``{{name}}`` in ``docs/results.template.md`` with the
+``python -m lqvae.cli.report`` replaces every ``{{name}}`` in ``docs/results.template.md`` with the
 contents of ``docs/results/<name>.md`` (as written by ``python -m lqvae.evaluate table``), so the
 numbers in the document are the measured ones. ``{{runs:PREFIX}}`` becomes a table of every
 ``docs/results/PREFIX*.json`` written by ``python -m lqvae.evaluate run --json``, and
 ``{{json:FILE:KEY}}`` one number of ``docs/results/FILE.json`` (a benchmark's output), and
-``{{ablation:DATASET}}`` issue 7's ablation table from ``docs/results/ablation/DATASET/`` (``lqvae.evaluate.ablation``). A placeholder whose
-file is missing becomes a line saying which command produces it; the report never invents a number.
+``{{ablation:DATASET}}`` issue 7's ablation table from ``docs/results/ablation/DATASET/``
+(:mod:`lqvae.evaluate.ablation`). A placeholder whose file is missing becomes a line saying which command produces it; the report never invents a number.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from pathlib import Path
+
+from lqvae.spec.records import accuracy_under_attack, has_accuracy, undefended_accuracy
 
 ROOT = Path(__file__).resolve().parents[2]
 PLACEHOLDER = re.compile(r"\{\{((?:runs:|ablation:|json:[A-Za-z0-9_]+:)?[A-Za-z0-9_]+)\}\}")
@@ -32,14 +33,14 @@ def runs_table(results_dir: Path, prefix: str) -> str | None:
             r = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        if not isinstance(r, dict) or "attacked_accuracy" not in r:
+        if not isinstance(r, dict) or not has_accuracy(r):
             continue
         bits = r.get("bits") or {}
         if r.get("clean_accuracy_defended") is None and r.get("defense") in ("madry", "advtr"):
             r["clean_accuracy_defended"] = r.get("clean_accuracy")  # the hardened classifier is the defense
         rows.append(f"| {r.get('dataset')} | {r.get('defense')} | {r.get('attack')} | {r.get('threat')} | {r.get('n')} | "
-                    f"{_f(r.get('clean_accuracy_defended'))} | {_f(r.get('attacked_accuracy_undefended'))} | "
-                    f"{_f(r.get('attacked_accuracy'))} | {_f(bits.get('mean_flips'))} | `{path.name}` |")
+                    f"{_f(r.get('clean_accuracy_defended'))} | {_f(undefended_accuracy(r))} | "
+                    f"{_f(accuracy_under_attack(r))} | {_f(bits.get('mean_flips'))} | `{path.name}` |")
     if not rows:
         return None
     head = ("| dataset | defense | attack | threat | n | clean, defended | attacked, no defense | attacked, defended "
@@ -75,7 +76,7 @@ def assemble(template: str, results_dir: Path) -> tuple[str, list[str]]:
             table = ablation_table(name[9:], results_dir / "ablation")
             if table is None:
                 missing.append(name)
-                return f"_Not measured yet: no `ablation/{name[9:]}/` records from `python -m lqvae.evaluate.ablation run`._"
+                return f"_Not measured yet: no `ablation/{name[9:]}/` records from `python -m lqvae.cli.ablation run`._"
             return table
         if name.startswith("runs:"):
             table = runs_table(results_dir, name[5:])
@@ -92,13 +93,3 @@ def assemble(template: str, results_dir: Path) -> tuple[str, list[str]]:
 
     return PLACEHOLDER.sub(fill, template), missing
 
-
-if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--template", default=str(ROOT / "docs" / "results.template.md"))
-    ap.add_argument("--results", default=str(ROOT / "docs" / "results"))
-    ap.add_argument("--out", default=str(ROOT / "docs" / "results.md"))
-    a = ap.parse_args()
-    text, missing = assemble(Path(a.template).read_text(), Path(a.results))
-    Path(a.out).write_text(text)
-    print(f"wrote {a.out}" + (f"; missing: {', '.join(missing)}" if missing else ""))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import struct
 import tempfile
 import time
@@ -40,7 +41,8 @@ KINDS = ("lqvae", "classifier", "defensegan")
 PURIFIER_KINDS = ("lqvae", "defensegan")
 TRAINING_ONLY = {"lqvae": "h.", "defensegan": "critic."}  # tensors a shipped checkpoint leaves out
 MAX_CHECKPOINT_BYTES = 1024 * 1024 * 1024  # 1 GiB: far above any model here, far below a memory bomb
-MAX_HEADER_BYTES = 16 * 1024 * 1024
+MAX_METADATA_KEYS = 64  # we write 10-15
+MAX_HEADER_BYTES = 1024 * 1024  # our largest header is 5 KB (a training state ~20 KB); json of 1 MB stays ~30 MB
 MAX_ELEMENTS = 200_000_000  # weights a checkpoint may hold (the largest shipped model has 13.7 M)
 # What save_checkpoint writes for weights; every state tensor of our models is floating point, so an
 # integer or bool tensor in a file is refused rather than cast.
@@ -166,16 +168,27 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, kind: str, dat
 
 def _check_container(path: Path) -> None:
     try:
-        if not path.is_file():
-            raise CheckpointError(f"{path}: no such checkpoint file; check the path or train it with python -m "
-                                  "lqvae.train.run")
-        size = path.stat().st_size
-        with open(path, "rb") as fh:
-            head = fh.read(9)
+        st = os.stat(path)  # follows links; a loop or a dangling link raises here
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint file; check the path or train it with python -m "
+                              "lqvae.train") from None
     except OSError as exc:
-        raise CheckpointError(f"{path}: cannot be read ({exc.strerror or exc}); check its permissions") from None
+        raise CheckpointError(f"{path}: cannot be read ({exc.strerror or exc}); check the path and its "
+                              "permissions") from None
+    if not stat.S_ISREG(st.st_mode):
+        what = ("a folder" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode)
+                else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "a socket or special file")
+        raise CheckpointError(f"{path}: is {what}, not a regular file; a checkpoint is a .safetensors file; {FIX}")
+    size = st.st_size
     if size > MAX_CHECKPOINT_BYTES:
         raise CheckpointError(f"{path}: {size} bytes is larger than the {MAX_CHECKPOINT_BYTES} allowed; {FIX}")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(9)
+            (n,) = struct.unpack("<Q", head[:8]) if len(head) >= 8 else (0,)
+            header = fh.read(min(n, MAX_HEADER_BYTES) - 1) if n > 1 and 8 + n <= size and n <= MAX_HEADER_BYTES else b""
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot be read ({exc.strerror or exc}); check its permissions") from None
     # A safetensors file is an 8-byte little-endian header length, then the JSON header ("{"). The
     # length's low byte may be 0x80, the pickle opcode, so the "{" decides before the pickle sniffing.
     looks_safetensors = head[8:9] == b"{"
@@ -184,10 +197,30 @@ def _check_container(path: Path) -> None:
                               "unpickling runs code. Convert it with a trusted script to safetensors.")
     if len(head) < 8:
         raise CheckpointError(f"{path}: {size} bytes is too short to be a safetensors file (truncated?); {FIX}")
-    (n,) = struct.unpack("<Q", head[:8])
     if n > MAX_HEADER_BYTES or 8 + n > size:
-        raise CheckpointError(f"{path}: header length {n} does not fit in a {size}-byte file; the file is "
-                              f"truncated or not safetensors; {FIX}")
+        raise CheckpointError(f"{path}: header length {n} does not fit in a {size}-byte file (at most "
+                              f"{MAX_HEADER_BYTES} bytes of header); the file is truncated or not safetensors; {FIX}")
+    _check_header_json(path, head[8:9] + header)
+
+
+def _check_header_json(path: Path, raw: bytes) -> None:
+    """The header's JSON has no repeated key (safetensors keeps the last one silently) and few metadata entries."""
+    def no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [k for k, _ in pairs]
+        if len(keys) != len(set(keys)):
+            twice = sorted({k for k in keys if keys.count(k) > 1})[:3]
+            raise CheckpointError(f"{path}: the header names {twice} more than once; the file is damaged or "
+                                  f"forged; {FIX}")
+        return dict(pairs)
+
+    try:
+        header = json.loads(raw, object_pairs_hook=no_repeats)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):  # CheckpointError passes through
+        return  # not JSON at all: the safetensors reader refuses it with its own message
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    if isinstance(meta, dict) and len(meta) > MAX_METADATA_KEYS:
+        raise CheckpointError(f"{path}: {len(meta)} metadata entries, more than the {MAX_METADATA_KEYS} a checkpoint "
+                              f"of ours has; {FIX}")
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
@@ -222,7 +255,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
                                   f"({{...}}); {FIX}")
         meta[key] = value
     epochs = raw.get("epochs", "0")
-    if not re.fullmatch(r"\d{1,9}", epochs):
+    if not re.fullmatch(r"[0-9]{1,9}", epochs):  # ASCII digits: int() would also take "٣"
         raise CheckpointError(f"{path}: metadata epochs is {epochs[:40]!r}, expected a non-negative integer; {FIX}")
     meta["epochs"] = int(epochs)
     return meta

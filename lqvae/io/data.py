@@ -23,12 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-DATASETS = ("mnist", "fashion_mnist")
-CLASS_NAMES = {
-    "mnist": [str(i) for i in range(10)],
-    "fashion_mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                      "Ankle boot"],
-}
+from lqvae.spec.datasets import CLASS_NAMES, DATASETS  # noqa: F401 - re-exported, written once in lqvae.spec
+
 DEBIAN_DIRS = {"fashion_mnist": Path("/usr/share/datasets/fashion-mnist")}
 _STEMS = {
     ("train", "images"): "train-images-idx3-ubyte", ("train", "labels"): "train-labels-idx1-ubyte",
@@ -143,6 +139,6 @@ def load_samples(dataset: str, root: str | os.PathLike | None = None) -> Split:
     root = Path(root) if root else Path(__file__).resolve().parents[2] / "resources" / "samples"
     path = root / f"{dataset}.npz"
     if not path.is_file():
-        raise DataNotFoundError(f"bundled samples {path} are missing; run `python -m lqvae.io.samples` to make them")
+        raise DataNotFoundError(f"bundled samples {path} are missing; run `python -m lqvae.cli.samples` to make them")
     with np.load(path, allow_pickle=False) as npz:
         return Split(npz["images"].astype(np.uint8), npz["labels"].astype(np.int64))

@@ -22,10 +22,10 @@ import torch
 
 from lqvae.io.checkpoint import (PURIFIER_KINDS, Checkpoint, CheckpointError, check_config, load_checkpoint,
                               read_metadata)
+from lqvae.spec.defenses import HARDENINGS  # classifier-side defenses: classifier_<arch>_<hardening>
 
 CHECKPOINT_ROOT = Path(__file__).resolve().parents[2] / "checkpoints"
 CLASSIFIER_PREFIX = "classifier_"
-HARDENINGS = ("madry", "advtr")  # classifier-side defenses: classifier_<arch>_<hardening> (train.py writes them)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # a model name: no path separators, no dot files
 
 

@@ -1,4 +1,4 @@
-"""Make the bundled samples: ``python -m lqvae.io.samples --dataset mnist --data-dir DIR``.
+"""Make the bundled samples (``python -m lqvae.cli.samples --dataset mnist --data-dir DIR``).
 
 Writes ``resources/samples/<dataset>.npz`` with 1,000 test-set images (the first 100 of each class,
 in test-set order), ``images`` uint8 (1000, 28, 28), ``labels`` int64 and ``test_index`` (their
@@ -7,7 +7,6 @@ positions in the test set). Loadable with ``np.load(..., allow_pickle=False)``.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +25,3 @@ def make_samples(dataset: str, data_dir: str | None, per_class: int = 100, out: 
                         test_index=index.astype(np.int64))
     return path
 
-
-if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--dataset", choices=DATASETS, required=True)
-    ap.add_argument("--data-dir", default=None)
-    a = ap.parse_args()
-    print(make_samples(a.dataset, a.data_dir))

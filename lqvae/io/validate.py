@@ -15,16 +15,13 @@ from __future__ import annotations
 import math
 import numbers
 import operator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from lqvae.core.device import resolve_device
-
-if TYPE_CHECKING:
-    from lqvae.attacks.runners import AttackSpec
 
 MAX_SAMPLES = 256  # stochastic draws per image (analyze's n_samples, AttackSpec.eot_samples)
 MAX_STEPS = 100_000  # AttackSpec.steps
@@ -43,7 +40,7 @@ def integer(value: Any, name: str, *, low: int | None = None, high: int | None =
         raise InputError(f"{name}: expected an integer, got the bool {value!r}")
     try:
         out = operator.index(value)
-    except TypeError:
+    except (TypeError, RuntimeError, NotImplementedError):  # a meta or multi-element tensor cannot be an int
         raise InputError(f"{name}: expected an integer, got {_show(value)}") from None
     if (low is not None and out < low) or (high is not None and out > high):
         raise InputError(f"{name}: expected an integer in [{_bound(low)}, {_bound(high)}], got {out}")
@@ -54,7 +51,10 @@ def real(value: Any, name: str) -> float:
     """``value`` as a finite float (Python or numpy real numbers; not bool)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise InputError(f"{name}: expected a finite number, got {_show(value)}")
-    out = float(value)
+    try:
+        out = float(value)
+    except OverflowError:  # an int or Fraction beyond the float range
+        raise InputError(f"{name}: expected a finite number, got one too large for a float") from None
     if not math.isfinite(out):
         raise InputError(f"{name}: expected a finite number, got {out}")
     return out
@@ -82,6 +82,34 @@ def device(value: Any, name: str = "device") -> torch.device:
 
 
 # ----------------------------------------------------------------------------- models
+def roles(*, classifier: Any, purifier: Any = None, substitute: Any = None) -> None:
+    """Each model is a ``torch.nn.Module`` in the role it is passed for: an LQ-VAE or Defense-GAN (something with
+    ``purify`` or a latent search) is a purifier, never the classifier or the substitute, and a classifier is never
+    the purifier. Caught here, a swapped argument is a sentence instead of a shape error deep inside torch."""
+    for name, model, may_be_none in (("classifier", classifier, False), ("purifier", purifier, True),
+                                     ("substitute", substitute, True)):
+        if model is None and may_be_none:
+            continue
+        if not isinstance(model, nn.Module):
+            raise InputError(f"{name}: expected a torch.nn.Module, got {type(model).__name__}")
+        is_purifier = hasattr(model, "purify") or hasattr(model, "restarts")
+        is_classifier = hasattr(getattr(model, "cfg", None), "num_classes")
+        if name != "purifier" and is_purifier:
+            raise InputError(f"{name}: got a purifier ({type(model).__name__}); pass a classifier here and the "
+                             "purifier as purifier=")
+        if name == "purifier" and is_classifier:
+            raise InputError(f"purifier: got a classifier ({type(model).__name__}); pass the LQ-VAE (or another "
+                             "image-to-image defense) as purifier= and the classifier as classifier=")
+
+
+def logits(out: Tensor, name: str, *, n: int) -> Tensor:
+    """A model's output must be (n, K) class scores with K >= 2, finite."""
+    if out.dim() != 2 or out.shape[0] != n or out.shape[1] < 2:
+        raise InputError(f"{name}: expected class scores of shape ({n}, K) with K >= 2, got {tuple(out.shape)}; "
+                         "is it an image classifier?")
+    return out
+
+
 def model_image_shape(**models: nn.Module | None) -> ImageShape | None:
     """The (C, H, W) the models' configs declare (``cfg.image_shape``), None when none declares one.
 
@@ -191,45 +219,16 @@ def labels(value: Any, *, n: int, num_classes: int | None, name: str = "labels")
     return y
 
 
-# ----------------------------------------------------------------------------- attacks
-def attack_setup(spec: AttackSpec, *, purifier: nn.Module | None, substitute: nn.Module | None,
-                 num_classes: int | None, pixels: int | None, own_labels: list[int] | None = None) -> None:
-    """What ``spec`` needs beyond its own fields (checked in ``AttackSpec.__post_init__``).
-
-    Args:
-        purifier, substitute: the models passed beside the spec.
-        num_classes: the classifier's K (None = unknown, the target is not range-checked).
-        pixels: C * H * W of the images, bounding an L2 eps (None = unknown).
-        own_labels: the class of a single-image analysis, to refuse a target equal to it.
-    """
-    from lqvae.attacks.runners import AttackSpec  # lqvae.attacks.runners imports this module
-
-    if not isinstance(spec, AttackSpec):
-        raise InputError(f"spec: expected an lqvae.attacks.runners.AttackSpec or None, got {_show(spec)}")
-    if spec.threat == "blackbox" and substitute is None:
-        raise InputError("spec.threat 'blackbox' attacks a substitute classifier: pass substitute=<classifier> "
-                         "(e.g. classifier B when defending A)")
-    if spec.threat in ("bpda", "bpda_eot") and purifier is None:
-        raise InputError(f"spec.threat {spec.threat!r} attacks purifier and classifier end to end: pass "
-                         "purifier=<LQVAE>, or use threat 'whitebox' for the classifier alone")
-    if spec.eps is not None and spec.norm == "l2" and pixels is not None and spec.eps > math.sqrt(pixels):
-        raise InputError(f"spec.eps: expected an L2 budget <= {math.sqrt(pixels):.4g} (the largest L2 distance "
-                         f"between two images of {pixels} pixels in [0, 1]), got {spec.eps}; use eps=None for "
-                         "unbounded")
-    if spec.targeted:
-        label(spec.target, "spec.target", num_classes=num_classes)
-        for y in own_labels or []:
-            if y == spec.target:
-                raise InputError(f"spec.target: the target class {spec.target} is the image's own class {y}; a "
-                                 "targeted attack must aim at another class (or use targeted=False)")
-
-
 # ----------------------------------------------------------------------------- helpers
 def _tensor(value: Any, name: str) -> Tensor:
     """A CPU tensor of uint8 or floating pixels, refusing every other dtype."""
     if isinstance(value, Tensor):
+        if value.layout != torch.strided or value.is_nested or value.device.type == "meta":
+            kind = "a nested" if value.is_nested else f"a {value.layout} " if value.layout != torch.strided else "a meta"
+            raise InputError(f"{name}: expected a dense tensor of pixels, got {kind} tensor; pass .to_dense() or a "
+                             "numpy array")
         x = value.detach().cpu()
-        if x.dtype == torch.uint8 or x.is_floating_point():
+        if x.dtype == torch.uint8 or x.dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
             return x
         raise InputError(f"{name}: expected uint8 (0..255) or float pixels in [0, 1], got dtype {x.dtype}"
                          + _dtype_hint(x.dtype == torch.bool, x.is_complex()))

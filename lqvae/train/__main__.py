@@ -1,5 +1,5 @@
-"""``python -m lqvae.train``: the training command (:mod:`lqvae.train.run`)."""
+"""``python -m lqvae.train``: the training command (:mod:`lqvae.cli.train`)."""
 
-from lqvae.train.run import main
+from lqvae.cli.train import main
 
 main()

@@ -1,26 +1,30 @@
-"""Training CLI: ``python -m lqvae.train lqvae|classifier|defensegan ...``.
+"""Training as a library: the jobs (LQ-VAE, classifier, Defense-GAN) and the resumable loop that runs them.
 
-``lqvae --quantizer none`` trains the VAE ablation; ``classifier --adv madry|advtr --init CKPT``
-fine-tunes a classifier adversarially (the Madry and Adv Tr baselines); ``defensegan`` trains the
-WGAN-GP generator of the Defense-GAN baseline.
+:func:`train` is what ``python -m lqvae.train lqvae|classifier|defensegan ...`` (:mod:`lqvae.cli.train`)
+calls with its parsed arguments. ``lqvae --quantizer none`` trains the VAE ablation;
+``classifier --adv madry|advtr --init CKPT`` fine-tunes a classifier adversarially (the Madry and Adv Tr
+baselines); ``defensegan`` trains the WGAN-GP generator of the Defense-GAN baseline.
 
 Each epoch prints one JSON line of metrics (also appended to ``<out>/<name>.log.jsonl``) and writes
 the shipped checkpoint ``<out>/<name>.safetensors`` plus ``<out>/<name>.train-state.safetensors``
 (all weights with h, Adam moments, position, random state). The training state is also written every
 few minutes and when SIGINT (Ctrl-C) or SIGTERM stops the run, at whatever point it is: in a step, the
 evaluation or a save; the run then exits with 130 or 143. ``--resume`` continues from the exact batch
-where it stopped, bit for bit as if never stopped (on the CPU), and refuses a state of a different run.
+where it stopped, bit for bit as if never stopped (on the CPU), and refuses a state of a different run
+(:class:`ResumeMismatch`). The epoch's metrics are means over all its batches: the running sums are part
+of the saved state, so an epoch resumed in the middle averages the batches before the stop too.
+
+``args`` below is the command's parsed arguments (an ``Args`` or any object with the same
+attributes, see :func:`lqvae.cli.train.parser`).
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import contextlib
 import dataclasses
 import json
 import math
-import shlex
 import signal
 import sys
 import threading
@@ -38,12 +42,14 @@ from lqvae.train.adv_inputs import AdvInputs, pgd_linf, quick_robustness, traini
 from lqvae.io.checkpoint import (CheckpointError, load_checkpoint, load_train_state, remove_stale_temporaries,
                               save_checkpoint, save_train_state)
 from lqvae.core.config import ClassifierConfig, DefenseGANConfig, LQVAEConfig
-from lqvae.io.data import DATASETS, load_split
-from lqvae.core.device import DEVICE_CHOICES, resolve_device
-from lqvae.evaluate.diagnostics import lqvae_report, predict
+from lqvae.io.data import load_split
+from lqvae.core.device import resolve_device
+from lqvae.core.diagnostics import lqvae_report, predict
 from lqvae.core.losses import algorithm1_losses
 from lqvae.core.models import LQVAE, Classifier
+from lqvae.spec.defenses import HARDENINGS
 
+Args = Any  # the command's parsed arguments (see the module doc)
 STATE_EVERY_S = 300.0
 # Arguments a resumed run may change: where and how it runs, how long, what it reports. Every other argument
 # shapes the training trajectory, so a state written under a different value belongs to a different run.
@@ -159,7 +165,7 @@ def _fork_rng(device: torch.device) -> contextlib.AbstractContextManager:
     return torch.random.fork_rng(devices=[])
 
 
-def job_identity(job: Job, args: argparse.Namespace) -> dict[str, Any]:
+def job_identity(job: Job, args: Args) -> dict[str, Any]:
     """What makes two runs the same run: the job, its model config and every trajectory-shaping argument."""
     identity = {"name": job.name, "kind": job.kind, "config": job.model.cfg.to_dict(),  # type: ignore[union-attr]
                 "args": {k: v for k, v in sorted(vars(args).items()) if k not in RESUME_MAY_DIFFER}}
@@ -187,7 +193,7 @@ def _saved_info(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not a readable training state ({exc}); move it away or drop --resume") from None
 
 
-def _start(job: Job, args: argparse.Namespace, state_path: Path, device: torch.device) -> dict[str, Any]:
+def _start(job: Job, args: Args, state_path: Path, device: torch.device) -> dict[str, Any]:
     """A fresh ``info``, or with ``--resume`` the saved one (weights, Adam moments and random state loaded)."""
     identity = job_identity(job, args)
     fresh = {"epoch": 0, "batch": 0, "step": 0, "wall_s": 0.0, "sums": {}, "job": identity}
@@ -219,7 +225,7 @@ def _position(info: dict[str, Any]) -> str:
                     if info.get("batches") == info["batch"] else "")
 
 
-def run(job: Job, args: argparse.Namespace, train: tuple[torch.Tensor, torch.Tensor], device: torch.device,
+def run(job: Job, args: Args, train: tuple[torch.Tensor, torch.Tensor], device: torch.device,
         command: str = "python -m lqvae.train") -> dict:
     """Train ``job`` for ``args.epochs``, resumable at any point.
 
@@ -253,7 +259,7 @@ def _resume_command(command: str) -> str:
     return command if " --resume" in f"{command} " else f"{command} --resume"
 
 
-def _epochs(job: Job, args: argparse.Namespace, train: tuple[torch.Tensor, torch.Tensor], device: torch.device,
+def _epochs(job: Job, args: Args, train: tuple[torch.Tensor, torch.Tensor], device: torch.device,
             info: dict[str, Any], stop: StopRequest, ckpt: Path, state_path: Path, log_path: Path,
             command: str) -> dict:
     x_all, y_all = train
@@ -317,7 +323,7 @@ def _epochs(job: Job, args: argparse.Namespace, train: tuple[torch.Tensor, torch
     return metrics
 
 
-def lqvae_job(args: argparse.Namespace, test: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> Job:
+def lqvae_job(args: Args, test: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> Job:
     overrides = {f.name: getattr(args, f.name) for f in fields(LQVAEConfig)
                  if getattr(args, f.name, None) is not None and f.name not in ("image_shape", "arch", "betas")}
     init = load_checkpoint(args.init, kind="lqvae") if getattr(args, "init", None) else None
@@ -338,7 +344,7 @@ def lqvae_job(args: argparse.Namespace, test: tuple[torch.Tensor, torch.Tensor],
     attacked = None
     if adv.sources:  # the classifier the training attacks aim at (frozen, eval mode)
         if not args.adv_classifier:
-            raise SystemExit(f"--adv-inputs {args.adv_inputs} needs --adv-classifier CKPT (the classifier to attack)")
+            raise ValueError(f"--adv-inputs {args.adv_inputs} needs --adv-classifier CKPT (the classifier to attack)")
         attacked = load_checkpoint(args.adv_classifier, kind="classifier", device=device).model.eval()
         attacked.requires_grad_(False)
 
@@ -373,10 +379,10 @@ def lqvae_job(args: argparse.Namespace, test: tuple[torch.Tensor, torch.Tensor],
     return Job("lqvae" if cfg.quantizer == "binary" else "vae", model, opt, step, evaluate, "lqvae", cfg.lr)
 
 
-ADV_MODES = ("none", "madry", "advtr")
+ADV_MODES = ("none", *HARDENINGS)  # classifier_job's --adv
 
 
-def adversarial_batch(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, args: argparse.Namespace,
+def adversarial_batch(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, args: Args,
                       global_step: int) -> torch.Tensor:
     """The training inputs of ``--adv``: Madry = PGD examples only; advtr = half clean, half FGSM.
 
@@ -396,13 +402,14 @@ def adversarial_batch(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, 
     return out
 
 
-def classifier_job(args: argparse.Namespace, test: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> Job:
+def classifier_job(args: Args, test: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> Job:
     cfg = ClassifierConfig(arch=args.arch)
     model = Classifier(cfg)
     if args.init:
         init = load_checkpoint(args.init, kind="classifier")
         if init.model.cfg.arch != args.arch:
-            raise SystemExit(f"--init {args.init} is classifier {init.model.cfg.arch}, not {args.arch}")
+            raise CheckpointError(f"--init {args.init} is classifier {init.model.cfg.arch}, not {args.arch}; pass "
+                                  f"--arch {init.model.cfg.arch} or a classifier {args.arch} checkpoint")
         model.load_state_dict(init.model.state_dict())
     opt = torch.optim.Adam(model.parameters(), lr=args.lr or cfg.lr)
     adv = getattr(args, "adv", "none")
@@ -431,7 +438,7 @@ def classifier_job(args: argparse.Namespace, test: tuple[torch.Tensor, torch.Ten
     return Job(name, model, opt, step, evaluate, "classifier", args.lr or cfg.lr)
 
 
-def defensegan_job(args: argparse.Namespace, test: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> Job:
+def defensegan_job(args: Args, test: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> Job:
     """WGAN-GP (Gulrajani et al.): every batch trains the critic, every ``critic_iters``-th also G."""
     from lqvae.core.defensegan import DefenseGAN, gradient_penalty
 
@@ -478,80 +485,25 @@ def defensegan_job(args: argparse.Namespace, test: tuple[torch.Tensor, torch.Ten
     return Job("defensegan", model, opt, step, evaluate, "defensegan", cfg.lr)
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m lqvae.train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="what", required=True)
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--dataset", choices=DATASETS, default="mnist")
-    common.add_argument("--data-dir", default=None, help="folder of idx files (or set LQVAE_DATA)")
-    common.add_argument("--epochs", type=int, default=10)
-    common.add_argument("--batch-size", type=int, default=128)
-    common.add_argument("--seed", type=int, default=0)
-    common.add_argument("--limit", type=int, default=None, help="use only the first N training images")
-    common.add_argument("--test-limit", type=int, default=None, help="evaluate on the first N test images")
-    common.add_argument("--out", default="runs/dev")
-    common.add_argument("--resume", action="store_true")
-    common.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
-    common.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    common.add_argument("--quiet", action="store_true", help="no progress bar")
-    common.add_argument("--cosine", action="store_true", help="cosine learning-rate decay to 0 over --epochs")
-    lq = sub.add_parser("lqvae", parents=[common], help="train an LQ-VAE with Algorithm 1")
-    for f in fields(LQVAEConfig):
-        if f.name in ("image_shape", "arch", "betas"):
-            continue
-        typ = {"int": int, "float": float, "float | None": float}.get(str(f.type), str)
-        lq.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=typ, default=None,
-                        help=f"config {f.name} (default {f.default})")
-    lq.add_argument("--eval-classifier", default=None, help="classifier checkpoint for purified accuracy per epoch")
-    lq.add_argument("--adv-inputs", default="none",
-                    help="adversarial training inputs (beyond the paper, labelled apart): none | classifier | pipeline | "
-                         "classifier,pipeline; half of each batch, see lqvae.train.adv_inputs")
-    lq.add_argument("--adv-classifier", default=None, help="classifier checkpoint the training attacks aim at")
-    lq.add_argument("--adv-eps", type=float, default=0.3, help="L-inf budget of the training attacks")
-    lq.add_argument("--adv-steps", type=int, default=1, help="1 = FGSM, more = PGD with a random start")
-    lq.add_argument("--init", default=None,
-                    help="start from this LQ-VAE checkpoint (fine-tuning; its config, overridden by the flags given)")
-    cl = sub.add_parser("classifier", parents=[common], help="train classifier A, B or C")
-    dg = sub.add_parser("defensegan", parents=[common], help="train the Defense-GAN generator (WGAN-GP)")
-    dg.add_argument("--eval-classifier", default=None, help="classifier checkpoint for purified accuracy per epoch")
-    cl.add_argument("--arch", choices=("A", "B", "C"), required=True)
-    cl.add_argument("--adv", choices=ADV_MODES, default="none",
-                    help="adversarial training: madry = L-inf PGD examples (Madry et al.), advtr = half clean, half FGSM")
-    cl.add_argument("--adv-eps", type=float, default=0.3, help="L-inf epsilon of the training attack")
-    cl.add_argument("--pgd-steps", type=int, default=7, help="PGD steps per batch for --adv madry")
-    cl.add_argument("--pgd-step-size", type=float, default=0.1, help="PGD step size at the full epsilon")
-    cl.add_argument("--eps-warmup-steps", type=int, default=0, help="ramp epsilon linearly from 0 over this many batches")
-    cl.add_argument("--init", default=None, help="start from this classifier checkpoint (fine-tuning)")
-    cl.add_argument("--lr", type=float, default=None, help="Adam learning rate (default the config's 1e-3)")
-    return p
+def train(args: Args, command: str = "python -m lqvae.train") -> dict:
+    """Load the data, build the job ``args.what`` names and run it (:func:`run`); the last epoch's metrics.
 
-
-def main(argv: list[str] | None = None) -> dict:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser().parse_args(argv)
-    try:
-        return _main(args, "python -m lqvae.train " + " ".join(shlex.quote(a) for a in argv))
-    except ResumeMismatch as exc:
-        raise SystemExit(str(exc)) from None
-    except Interrupted as exc:  # 130 for SIGINT, 143 for SIGTERM, as a shell reports a process killed by it
-        raise SystemExit(exc.exit_code) from None
-
-
-def _main(args: argparse.Namespace, command: str) -> dict:
+    Raises:
+        ValueError: an argument is out of range (``ResumeMismatch`` for a state of another run).
+        lqvae.io.checkpoint.CheckpointError: an ``--init``/``--eval-classifier`` checkpoint is refused.
+        lqvae.io.data.DataNotFoundError: the dataset is not on disk.
+        Interrupted: SIGINT/SIGTERM stopped the run after saving its state.
+    """
     if args.epochs < 1:
-        raise SystemExit(f"expected --epochs >= 1, got {args.epochs}")
+        raise ValueError(f"expected --epochs >= 1, got {args.epochs}")
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     device = resolve_device(args.device)
-    train = load_split(args.dataset, "train", args.data_dir).tensors(args.limit)
+    train_set = load_split(args.dataset, "train", args.data_dir).tensors(args.limit)
     test_limit = args.test_limit or (min(args.limit, 10_000) if args.limit else None)
     test = load_split(args.dataset, "test", args.data_dir).tensors(test_limit)
     make = {"lqvae": lqvae_job, "classifier": classifier_job, "defensegan": defensegan_job}[args.what]
     job = make(args, test, device)
-    return run(job, args, train, device, command)
+    return run(job, args, train_set, device, command)
 
-
-if __name__ == "__main__":
-    main()

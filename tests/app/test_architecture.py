@@ -33,7 +33,8 @@ def test_model_side_modules_never_import_widgets():
 def test_gui_modules_do_not_import_torch_at_import_time():
     for path in APP.rglob("*.py"):
         imports = top_level_imports(path)
-        assert not any(m.split(".")[0] in ("torch", "foolbox", "torchvision", "lqvae") for m in imports), path.name
+        assert not any(m.split(".")[0] in ("torch", "foolbox", "torchvision", "lqvae")
+                       and not (m + ".").startswith("lqvae.spec.") for m in imports), path.name  # spec: torch-free
 
 
 def test_window_import_leaves_torch_unloaded():

@@ -191,3 +191,11 @@ def test_a_target_equal_to_the_true_class_is_explained_not_run(qtbot, window):
     assert not started
     assert any(level == "warning" and "true class already" in text for level, text in messages), messages
     assert not any(level == "error" for level, _ in messages), messages
+
+
+def test_a_right_to_left_override_cannot_disguise_a_name():
+    from app.panels.widgets import plain
+
+    shown = plain("photo\u202egnp.exe")
+    assert "\u202e" not in shown and "⟨U+202E⟩" in shown
+    assert plain("<b>x</b>\nline") == "&lt;b&gt;x&lt;/b&gt;<br>line"

@@ -20,7 +20,7 @@ def score(value: float, flips: list[int] | None = None, n: int = 100) -> dict:
 
 
 def write_results(folder):
-    from lqvae.evaluate.scoring import build_table
+    from lqvae.evaluate.tables import build_table
 
     folder.mkdir(parents=True, exist_ok=True)
     flips = [1, 2, 2, 3, 8, 12]
@@ -49,6 +49,34 @@ def test_both_evaluation_formats_become_records(tmp_path):
     assert [r["attacked_accuracy"] for r in none] == [12.5]
     bpda = matching(res, dataset="mnist", classifier="A", purifier="lqvae", attack="pgd", threat="bpda", eps=0.3)
     assert bpda[0]["attacked_accuracy"] == 3.0 and bpda[0]["eps"] == 0.3
+
+
+def test_run_records_read_under_the_old_and_the_new_key_names(tmp_path):
+    base = {"dataset": "mnist", "classifier": "A", "substitute": None, "attack": "fgsm", "threat": "whitebox",
+            "preset": "paper", "params": {"eps": 0.3}, "n": 50, "clean_accuracy": 99.0}
+    folder = tmp_path / "results"
+    folder.mkdir()
+    records = {  # file -> (defense, record): new names, then the names written before the rename
+        "new_lqvae.json": ("lqvae", {"undefended_accuracy": 10.0, "defended_accuracy": 80.0,
+                                     "clean_accuracy_defended": 98.0}),
+        "new_none.json": ("none", {"undefended_accuracy": 11.0}),
+        "old_vae.json": ("vae", {"attacked_accuracy_undefended": 12.0, "attacked_accuracy": 70.0,
+                                 "clean_accuracy_defended": 97.0}),
+        "old_madry.json": ("madry", {"classifier": "A_madry", "attacked_accuracy_undefended": 55.0,
+                                     "attacked_accuracy": 55.0}),
+    }
+    for name, (defense, accuracies) in records.items():
+        (folder / name).write_text(json.dumps({**base, "defense": defense, **accuracies}))
+    res = load_results(folder)
+
+    def under_attack(purifier, classifier="A"):
+        return [r["attacked_accuracy"] for r in matching(res, dataset="mnist", classifier=classifier,
+                                                         purifier=purifier, attack="fgsm", threat="whitebox")]
+
+    assert under_attack("lqvae") == [80.0]  # the defended accuracy, not the classifier's alone
+    assert under_attack(None) == [11.0]
+    assert under_attack("vae") == [70.0]
+    assert under_attack(None, "A_madry") == [55.0]
 
 
 def test_table7_baseline_columns_and_hardened_classifier_runs_are_not_lqvae_numbers(tmp_path):

@@ -40,7 +40,7 @@ def test_sample_and_fgsm_update_panels_through_worker_signals(qtbot, window):
     assert f"Hamming distance: {result.hamming} of 64 bits" in window.bits.hamming.text()
     # Theorem 1 is read from this image's per-dimension latent shift and this perturbation's L2 size
     theorem = window.bits.theorem.text()
-    assert f"expect <b>{result.theorem1['expected_flips']:.1f}</b> flips" in theorem and "per dimension" in theorem
+    assert f"expect <b>{result.theorem1.expected_flips:.1f}</b> flips" in theorem and "per dimension" in theorem
     assert f"‖δ‖₂ = {result.l2:.3g}" in theorem and f"K·‖δ‖₂ = {0.1 * result.l2:.3g}" in theorem
     assert window.history.list.count() >= 1
 

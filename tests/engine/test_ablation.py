@@ -42,7 +42,7 @@ def test_table_reads_records_orders_variants_and_leaves_gaps(tmp_path):
     assert ablation_table("fashion_mnist", root) is None
     text, missing = assemble("{{ablation:mnist}}\n{{ablation:fashion_mnist}}", tmp_path)
     assert "`b_variant`: noise" in text and missing == ["ablation:fashion_mnist"]
-    assert "python -m lqvae.evaluate.ablation run" in text
+    assert "python -m lqvae.cli.ablation run" in text
 
 
 @pytest.mark.skipif(not (CHECKPOINTS / "mnist" / "lqvae.safetensors").is_file() or not SHARED_MNIST.is_dir(),
@@ -64,9 +64,9 @@ def test_run_cells_writes_records_and_shares_greybox_attacks(tmp_path, monkeypat
     first = run_cells("mnist", "one", ckpt, **kw)
     second = run_cells("mnist", "two", ckpt, **kw)
     assert calls == ["whitebox", "bpda", "bpda"]  # the grey-box attack ran once for both variants
-    assert first["fgsm_greybox"]["attacked_accuracy"] == second["fgsm_greybox"]["attacked_accuracy"]
+    assert first["fgsm_greybox"]["defended_accuracy"] == second["fgsm_greybox"]["defended_accuracy"]
     rec = json.loads((tmp_path / "out" / "mnist" / "one" / "fgsm_bpda.json").read_text())
-    assert rec["n"] == 12 and rec["threat"] == "bpda" and 0 <= rec["attacked_accuracy"] <= 100
-    assert rec["attacked_accuracy"] <= rec["clean_accuracy_defended"]
+    assert rec["n"] == 12 and rec["threat"] == "bpda" and 0 <= rec["defended_accuracy"] <= 100
+    assert rec["defended_accuracy"] <= rec["clean_accuracy_defended"]
     info = json.loads((tmp_path / "out" / "mnist" / "one" / "variant.json").read_text())
     assert len(info["sha256"]) == 64 and info["config"]["latent_dim"] == 64

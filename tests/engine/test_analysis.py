@@ -11,15 +11,18 @@ import pytest
 import torch
 from torch import nn
 
-from lqvae.evaluate.analysis import Analysis, analyze, theorem1_prediction
+from lqvae.evaluate.analysis import Analysis, analyze
 from lqvae.attacks.runners import AttackSpec
 from lqvae.io.checkpoint import save_checkpoint
 from lqvae.core.config import ClassifierConfig, LQVAEConfig
-from lqvae.evaluate.scoring import bit_flip_stats, build_table, evaluate_batch, table_jobs
+from lqvae.evaluate.scoring import bit_flip_stats, evaluate_batch
+from lqvae.evaluate.tables import build_table, table_jobs
 from lqvae.core.models import LQVAE, Classifier
-from lqvae.core.theory import flip_probability
+from lqvae.core.theory import flip_probability, theorem1
+from lqvae.spec.results import Theorem1
 
-RUN_KEYS = {"dataset", "classifier", "defense", "attack", "threat", "n", "clean_accuracy", "attacked_accuracy",
+RUN_KEYS = {"dataset", "classifier", "defense", "attack", "threat", "n", "clean_accuracy", "undefended_accuracy",
+            "defended_accuracy",
             "attack_failures", "mean_linf", "mean_l2", "seconds", "bits", "theorem1"}
 BIT_KEYS = {"hamming_histogram", "share_below_6pct", "mean_flips"}
 
@@ -62,10 +65,11 @@ def test_analyze_deterministic_with_attack(models, image):
     assert a.z_original.shape == a.sigma_original.shape == (16,)
     assert a.linf <= 0.3 + 1e-6 and a.attack_ms > 0 and a.purify_ms > 0
     t = a.theorem1
-    assert t["observed_flips"] == a.hamming and 0 <= t["p_flip"] <= 1 and 0 <= t["prob_observed"] <= 1
-    assert t["delta_z"] == pytest.approx(float(np.abs(a.z_adversarial - a.z_original).mean()), rel=1e-5)
-    assert t["paper_delta_z"] == pytest.approx(0.1 * a.linf)
-    assert t["l2"] == a.l2 and t["l2_delta_z"] == pytest.approx(0.1 * a.l2)  # the bound with this δ's L2 size
+    assert isinstance(t, Theorem1) and t.latent_dim == 16 and t.eta == lq.cfg.eta
+    assert t.observed_flips == a.hamming and 0 <= t.p_flip <= 1 and 0 <= t.prob_observed <= 1
+    assert t.shift_mean == pytest.approx(float(np.abs(a.z_adversarial - a.z_original).mean()), rel=1e-5)
+    assert t.paper_plugin.delta_z == pytest.approx(0.1 * a.linf) and t.linf == a.linf
+    assert t.l2 == a.l2 and t.bound.delta_z == pytest.approx(0.1 * a.l2)  # the bound with this δ's L2 size
     assert lq.quantizer.grad_mode == "none"
 
 
@@ -87,23 +91,23 @@ def test_analyze_rejects_bad_input(models):
         analyze(np.zeros((28, 28), np.float32), 0, classifier=clf, mode="random")
 
 
-def test_theorem1_prediction_zero_shift_predicts_no_flips():
-    t = theorem1_prediction(torch.zeros(64), torch.zeros(64), 0, eta=0.67449)
-    assert t["p_flip"] == 0 and t["expected_flips"] == 0 and t["prob_observed"] == 1
+def test_theorem1_zero_shift_predicts_no_flips():
+    t = theorem1(torch.zeros(64), torch.zeros(64), 0, eta=0.67449)
+    assert t.p_flip == 0 and t.expected_flips == 0 and t.prob_observed == 1
 
 
-def test_theorem1_prediction_uses_each_coordinates_shift_and_the_l2_size():
+def test_theorem1_uses_each_coordinates_shift_and_the_l2_size():
     eta = 0.67449
     mu, mu_adv = torch.zeros(64), torch.zeros(64)
     mu_adv[:4] = 3.0  # four coordinates moved far, sixty not at all: mean shift 0.1875
-    t = theorem1_prediction(mu, mu_adv, 4, eta=eta, l2=5.0, linf=0.3, lipschitz_target=0.1)
+    t = theorem1(mu, mu_adv, 4, eta=eta, l2=5.0, linf=0.3, lipschitz_target=0.1)
     p_far = flip_probability(3.0, eta)
-    assert t["delta_z"] == pytest.approx(0.1875) and t["delta_z_max"] == pytest.approx(3.0)
-    assert t["expected_flips"] == pytest.approx(4 * p_far)  # not 64 * p(mean shift) ≈ 7.6
-    assert t["prob_observed"] == pytest.approx(p_far ** 4) and t["prob_at_least_observed"] == pytest.approx(p_far ** 4)
-    assert t["l2_delta_z"] == pytest.approx(0.5)  # K * ||delta||_2
-    assert t["l2_expected_flips"] == pytest.approx(64 * flip_probability(0.5, eta))
-    assert t["paper_delta_z"] == pytest.approx(0.03)  # K * eps_inf, kept only as the paper's plug-in
+    assert t.shift_mean == pytest.approx(0.1875) and t.shift_max == pytest.approx(3.0)
+    assert t.expected_flips == pytest.approx(4 * p_far)  # not 64 * p(mean shift) ≈ 7.6
+    assert t.prob_observed == pytest.approx(p_far ** 4) and t.prob_at_least_observed == pytest.approx(p_far ** 4)
+    assert t.bound.delta_z == pytest.approx(0.5)  # K * ||delta||_2
+    assert t.bound.expected_flips == pytest.approx(64 * flip_probability(0.5, eta))
+    assert t.paper_plugin.delta_z == pytest.approx(0.03)  # K * eps_inf, kept only as the paper's plug-in
 
 
 def test_bit_flip_stats():
@@ -118,11 +122,13 @@ def test_evaluate_batch_reports_every_key(models):
     x, y = torch.rand(6, 1, 28, 28, generator=g), torch.randint(0, 10, (6,), generator=g)
     out = evaluate_batch(AttackSpec(attack="fgsm"), x, y, classifier=clf, purifier=lq)
     assert (RUN_KEYS - {"dataset", "classifier", "defense"}) <= set(out) and BIT_KEYS <= set(out["bits"])
-    assert {"paper", "measured", "l2_bound", "observed"} <= set(out["theorem1"])
+    t = Theorem1.from_dict(out["theorem1"], latent_dim=16)  # the batch's Theorem 1, in the old or the new shape
+    assert t.observed_flips == pytest.approx(out["bits"]["mean_flips"]) and t.paper_plugin is not None
     assert sum(out["bits"]["hamming_histogram"]) == out["bits"]["n_images"] == 6 - out["attack_failures"]
     json.dumps(out)  # JSON-ready
     undefended = evaluate_batch(AttackSpec(attack="fgsm"), x, y, classifier=clf)
-    assert undefended["attacked_accuracy"] == undefended["attacked_accuracy_undefended"] and "bits" not in undefended
+    assert 0 <= undefended["undefended_accuracy"] <= 100 and "defended_accuracy" not in undefended
+    assert "bits" not in undefended
 
 
 # ----------------------------------------------------------------------------- CLI on tiny checkpoints
@@ -162,7 +168,7 @@ def test_cli_run_writes_every_key(cli_env, tmp_path, capsys):
     assert line.startswith("mnist A+lqvae fgsm/whitebox") and "attacked" in line
     result = json.loads(out.read_text())
     assert RUN_KEYS <= set(result) and BIT_KEYS <= set(result["bits"])
-    assert result["n"] == 8 and result["defense"] == "lqvae" and 0 <= result["attacked_accuracy"] <= 100
+    assert result["n"] == 8 and result["defense"] == "lqvae" and 0 <= result["defended_accuracy"] <= 100
 
 
 def test_cli_run_explains_missing_defense(cli_env):
@@ -177,7 +183,7 @@ def test_cli_run_explains_missing_defense(cli_env):
 
 
 def test_cli_table_is_resumable_and_marks_missing_columns(cli_env, tmp_path, monkeypatch, capsys):
-    from lqvae.evaluate import scoring as evaluation
+    from lqvae.evaluate import tables as evaluation
     from lqvae.cli.evaluate import main
 
     root, data = cli_env
@@ -211,7 +217,7 @@ def test_table_layouts():
 
 
 def test_table_n_override_most_specific_wins():
-    from lqvae.evaluate.scoring import parse_n_override
+    from lqvae.cli.evaluate import parse_n_override
 
     over = parse_n_override(["pgd=5000", "pgd/bpda=700", "bpda_eot=50", "cw=30"])
     jobs = {j.key: j.n for j in table_jobs(7, "mnist", n=1000, n_fast=10000, preset="live", n_override=over)}
@@ -225,7 +231,7 @@ def test_table_n_override_most_specific_wins():
 
 
 def test_table_cache_keeps_runs_written_by_another_process(tmp_path):
-    from lqvae.evaluate.scoring import _merged_cache
+    from lqvae.evaluate.tables import merged_cache as _merged_cache
 
     path = tmp_path / "table7_paper.json"
     path.write_text(json.dumps({"fashion_mnist/t7/lqvae/A": {"n": 5}}))  # written meanwhile by the other dataset's run

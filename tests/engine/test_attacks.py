@@ -91,6 +91,31 @@ def test_each_attack_lowers_accuracy_of_undefended_classifier(tiny, attack):
     assert len(res.messages) == len(y)
 
 
+class _LabelsOnly(nn.Module):
+    """The classifier with its gradient cut: only its decisions reach an attack."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.model(x)
+
+
+def test_hopskipjump_needs_only_decisions(tiny):
+    clf, _, x, y = tiny
+    x, y = x[:4], y[:4]
+    res = run_attack(AttackSpec(attack="hsj"), x, y, classifier=_LabelsOnly(clf))
+    assert res.success.all(), res.messages
+    with torch.no_grad():
+        assert (clf(torch.from_numpy(res.adversarial)).argmax(1) != y).all()
+    assert np.isfinite(res.l2).all() and (res.l2 > 0).all() and res.params["norm"] == "l2"
+    assert res.params["steps"] == ATTACKS["hsj"].presets["live"]["steps"]
+    with pytest.raises(ValueError, match="HopSkipJump"):
+        AttackSpec(attack="hsj", targeted=True, target=1)
+
+
 def test_failed_images_keep_the_input_and_norms_are_reported(tiny):
     clf, _, x, y = tiny
     res = run_attack(AttackSpec(attack="fgsm", eps=0.02), x, y, classifier=clf)

@@ -17,7 +17,7 @@ from lqvae.io.checkpoint import CheckpointError, load_checkpoint, read_metadata,
 from lqvae.core.config import DefenseGANConfig, LQVAEConfig
 from lqvae.io.data import load_samples
 from lqvae.core.defensegan import DefenseGAN, gradient_penalty, latent_search
-from lqvae.evaluate.diagnostics import predict
+from lqvae.core.diagnostics import predict
 from lqvae.core.losses import algorithm1_losses
 from lqvae.core.models import LQVAE
 from lqvae.core.quantize import IdentityQuantizer
@@ -90,7 +90,7 @@ def test_adversarial_batch_modes_and_eps_warmup(batch):
 
 
 def test_madry_training_cli_names_the_run_and_records_pgd_accuracy(tmp_path, capsys):
-    from lqvae.train.run import main
+    from lqvae.cli.train import main
 
     data = make_idx_folder(tmp_path / "data", dotted=False, compress=True, n_train=128, n_test=32)
     main(["classifier", "--arch", "C", "--adv", "madry", "--pgd-steps", "2", "--epochs", "1", "--data-dir",

@@ -46,10 +46,14 @@ def test_report_renders_run_records(tmp_path):
     rec = {"dataset": "mnist", "defense": "lqvae_robust", "attack": "fgsm", "threat": "bpda", "n": 100,
            "clean_accuracy_defended": 96.0, "attacked_accuracy_undefended": 20.0, "attacked_accuracy": 61.5,
            "bits": {"mean_flips": 7.25}}
-    (tmp_path / "robust_mnist_fgsm.json").write_text(json.dumps(rec))
+    (tmp_path / "robust_mnist_fgsm.json").write_text(json.dumps(rec))  # written before the keys were renamed
+    renamed = {k: v for k, v in rec.items() if not k.startswith("attacked_accuracy")}
+    (tmp_path / "robust_mnist_pgd.json").write_text(json.dumps(
+        {**renamed, "attack": "pgd", "undefended_accuracy": 2.0, "defended_accuracy": 40.25}))
     (tmp_path / "robust_broken.json").write_text("{")
     text, missing = assemble("{{runs:robust_}}\n{{runs:nothing_}}", tmp_path)
     assert "| mnist | lqvae_robust | fgsm | bpda | 100 | 96.00 | 20.00 | 61.50 | 7.25 | `robust_mnist_fgsm.json` |" in text
+    assert "| mnist | lqvae_robust | pgd | bpda | 100 | 96.00 | 2.00 | 40.25 | 7.25 | `robust_mnist_pgd.json` |" in text
     assert missing == ["runs:nothing_"]
 
 

@@ -300,3 +300,85 @@ def test_every_refusal_names_the_file_and_a_way_out(tmp_path, clf_c):
     state = dict(shipped_state(clf_c, "classifier"))
     state.pop(sorted(state)[0])
     refused(write(tmp_path / "fewer.safetensors", state, meta_of(clf_c, "classifier")), "missing")
+
+
+# ----------------------------------------------------------------------------- 6. a fresh hostile corpus (red team)
+def _rewrite_header(path: Path, edit) -> Path:
+    """Apply ``edit`` to the parsed header of a real checkpoint and write it back with the same tensor data."""
+    import struct
+
+    data = path.read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = edit(data[8:8 + n].decode())
+    raw = header.encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + data[8 + n:])
+    return path
+
+
+def test_a_float_field_too_large_for_a_float_is_refused_and_listed(tmp_path, clf_c):
+    folder = tmp_path / "mnist"
+    write_classifier(folder / "classifier_C.safetensors", clf_c)
+    lq_cfg = LQVAEConfig.mnist(latent_dim=8).to_dict()
+    lq_cfg["lr"] = "@@"
+    bad = write(folder / "lqvae_big.safetensors", {"w": torch.zeros(1)},
+                {"format": FORMAT, "kind": "lqvae", "config": json.dumps(lq_cfg).replace('"@@"', "1" + "0" * 400),
+                 "dataset": "mnist", "args": "{}", "metrics": "{}", "epochs": "0"})
+    refused(bad, "lr")
+    inv = inventory("mnist", tmp_path)
+    assert "lqvae_big.safetensors" in inv.errors and "C" in inv.classifiers
+
+
+@pytest.mark.parametrize("make", ["fifo", "folder"])
+def test_something_that_is_not_a_regular_file_is_named_for_what_it_is(tmp_path, make):
+    path = tmp_path / "classifier_A.safetensors"
+    if make == "fifo":
+        os.mkfifo(path)
+    else:
+        path.mkdir()
+    t0 = time.monotonic()
+    refused(path, "is a FIFO" if make == "fifo" else "is a folder")
+    assert time.monotonic() - t0 < 1  # a FIFO is never opened, so nothing blocks
+
+
+def test_a_repeated_tensor_name_is_refused(tmp_path, clf_c):
+    path = write_classifier(tmp_path / "classifier_C.safetensors", clf_c)
+    first = next(iter(shipped_state(clf_c, "classifier")))
+
+    def repeat(header: str) -> str:
+        entry = json.loads(header)[first]
+        header = header.rstrip()  # safetensors pads the header with spaces to 8-byte alignment
+        return header[:-1] + f', "{first}": {json.dumps(entry)}' + "}"
+
+    _rewrite_header(path, repeat)
+    refused(path, "more than once")
+
+
+def test_a_metadata_map_bomb_is_refused_quickly(tmp_path, clf_c):
+    meta = meta_of(clf_c, "classifier")
+    meta.update({f"k{i}": "" for i in range(50_000)})  # ~0.7 MB of header: 50,000 entries
+    path = write(tmp_path / "classifier_C.safetensors", shipped_state(clf_c, "classifier"), meta)
+    t0 = time.monotonic()
+    refused(path, "metadata entries", load=read_metadata)
+    assert time.monotonic() - t0 < 1.0
+
+
+def test_a_header_over_the_limit_is_refused_before_parsing(tmp_path, clf_c):
+    meta = meta_of(clf_c, "classifier", command="x" * (2 * ckmod.MAX_HEADER_BYTES))
+    path = write(tmp_path / "classifier_C.safetensors", shipped_state(clf_c, "classifier"), meta)
+    refused(path, "header length", load=read_metadata)
+
+
+@pytest.mark.parametrize("epochs", ["٣", "³", "1_000"])
+def test_epochs_must_be_ascii_digits(tmp_path, clf_c, epochs):
+    path = write_classifier(tmp_path / "classifier_C.safetensors", clf_c, epochs=epochs)
+    refused(path, "epochs", load=read_metadata)
+
+
+@pytest.mark.parametrize("eta", [5e-324, 1e300])
+def test_an_absurd_threshold_is_refused(tmp_path, eta):
+    cfg = LQVAEConfig.mnist(latent_dim=8).to_dict()
+    cfg["eta"] = eta
+    path = write(tmp_path / "lqvae.safetensors", {"w": torch.zeros(1)},
+                 {"format": FORMAT, "kind": "lqvae", "config": json.dumps(cfg), "dataset": "mnist", "args": "{}",
+                  "metrics": "{}", "epochs": "0"})
+    refused(path, "eta")

@@ -336,3 +336,57 @@ def test_analyze_returns_an_analysis_or_input_error(classifier_a, lqvae_model, c
         if p is not None:
             assert np.isfinite(p).all() and abs(float(p.sum()) - 1) < 1e-4
     assert 0 <= out.label < 10 and np.isfinite(out.original).all()
+
+
+# ----------------------------------------------------------------------------- a fresh hostile corpus (red team)
+@pytest.mark.parametrize("eps", [10 ** 400, __import__("fractions").Fraction(10 ** 400)])
+def test_a_budget_beyond_the_float_range_is_refused(eps):
+    _refused("spec.eps", AttackSpec, attack="pgd", eps=eps)
+
+
+@pytest.mark.parametrize("device", [torch.device("meta"), "meta"]
+                         + ([torch.device("cuda")] if not torch.cuda.is_available() else []))
+def test_a_device_object_is_checked_like_its_name(classifier_a, image, device):
+    _refused("device", analyze, image, 3, classifier=classifier_a, device=device)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: torch.zeros(28, 28, device="meta"),
+    lambda: torch.zeros(28, 28).to_sparse(),
+    lambda: torch.nested.nested_tensor([torch.zeros(28, 28)]),
+    lambda: torch.zeros(28, 28).to(torch.float8_e4m3fn),
+])
+def test_exotic_tensors_are_refused_as_pixels(classifier_a, make):
+    with pytest.raises(InputError, match="image"):
+        analyze(make(), 3, classifier=classifier_a)
+
+
+def test_a_meta_tensor_is_not_an_integer(classifier_a, image):
+    with pytest.raises(InputError, match="label"):
+        analyze(image, torch.tensor(3, device="meta"), classifier=classifier_a)
+
+
+def test_models_in_the_wrong_role_are_named(classifier_a, lqvae_model, image):
+    lqvae_model.eval()
+    _refused("purifier: got a classifier", analyze, image, 3, classifier=classifier_a, purifier=classifier_a)
+    _refused("classifier: got a purifier", analyze, image, 3, classifier=lqvae_model)
+    _refused("purifier: expected a torch.nn.Module", analyze, image, 3, classifier=classifier_a,
+             purifier=lambda x: x)
+    _refused("substitute: got a purifier", analyze, image, 3, classifier=classifier_a, substitute=lqvae_model,
+             spec=AttackSpec(attack="fgsm", threat="blackbox"))
+
+
+def test_a_module_that_is_no_classifier_is_refused(image):
+    class Images(nn.Module):
+        def forward(self, x):
+            return x  # an image back, not class scores
+
+    _refused("classifier: expected class scores", analyze, image, None, classifier=Images())
+
+
+def test_a_purifier_that_changes_the_shape_is_refused(classifier_a, image):
+    class Crop(nn.Module):
+        def forward(self, x):
+            return x[..., :20, :20]
+
+    _refused("purifier: expected images back", analyze, image, 3, classifier=classifier_a, purifier=Crop())

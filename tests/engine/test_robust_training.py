@@ -15,7 +15,7 @@ from lqvae.core.config import LQVAEConfig
 from lqvae.core.losses import algorithm1_losses, code_consistency, margin_penalty
 from lqvae.core.models import LQVAE, Defended
 from lqvae.core.quantize import soft_quantize
-from lqvae.train.run import main
+from lqvae.cli.train import main
 from tests.helpers import make_idx_folder
 
 ETA, C = 0.67449, 0.1

@@ -10,7 +10,7 @@ import torch
 
 from lqvae.io.checkpoint import load_checkpoint, read_metadata
 from lqvae.io.data import DATASETS, load_samples
-from lqvae.evaluate.diagnostics import bit_statistics, predict
+from lqvae.core.diagnostics import bit_statistics, predict
 from tests.helpers import CHECKPOINTS
 
 # Measured on the 1,000 bundled samples (docs/results/clean_*_samples.json, model card), minus ~1.5-2 points:

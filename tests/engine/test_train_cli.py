@@ -3,7 +3,7 @@ import json
 import pytest
 
 from lqvae.io.checkpoint import load_checkpoint
-from lqvae.train.run import main
+from lqvae.cli.train import main
 from tests.helpers import make_idx_folder
 
 
@@ -38,7 +38,7 @@ def test_sigterm_leaves_a_resumable_state(tmp_path):
     data = make_idx_folder(tmp_path / "data", dotted=False, compress=False, n_train=4096, n_test=16)
     out = tmp_path / "run"
     root = Path(__file__).resolve().parents[2]
-    cmd = [sys.executable, "-m", "lqvae.train.run", "classifier", "--arch", "A", "--data-dir", str(data), "--epochs", "50",
+    cmd = [sys.executable, "-m", "lqvae.train", "classifier", "--arch", "A", "--data-dir", str(data), "--epochs", "50",
            "--batch-size", "16", "--out", str(out), "--device", "cpu", "--threads", "1"]
     proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(root)})
@@ -76,5 +76,31 @@ def test_lqvae_init_fine_tunes_a_checkpoint_keeping_its_recipe(tmp_path, capsys)
     for (name, pa), pb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
         assert torch.allclose(pa, pb, atol=1e-6), name
     main(["classifier", "--arch", "C", *base[1:], "--out", str(tmp_path / "c")])
-    with pytest.raises(CheckpointError):
+    with pytest.raises(SystemExit, match="^error: .*classifier_C.safetensors") as refused:  # a classifier, not an LQ-VAE
         main([*base, "--init", str(tmp_path / "c" / "classifier_C.safetensors"), "--out", str(tmp_path / "d")])
+    assert refused.value.code == 2
+    with pytest.raises(CheckpointError):  # the library raises; only the command turns it into an exit
+        from types import SimpleNamespace
+
+        from lqvae.train.run import lqvae_job
+        lqvae_job(SimpleNamespace(init=str(tmp_path / "c" / "classifier_C.safetensors")), None, torch.device("cpu"))
+
+
+def test_bad_arguments_end_in_one_line_and_exit_status_2(tmp_path, capsys):
+    data = make_idx_folder(tmp_path / "data", dotted=False, compress=True, n_train=64, n_test=16)
+    with pytest.raises(SystemExit) as refused:
+        main(["classifier", "--arch", "C", "--data-dir", str(data), "--epochs", "0", "--out", str(tmp_path / "run")])
+    assert refused.value.code == 2 and str(refused.value) == "error: expected --epochs >= 1, got 0"
+    assert capsys.readouterr().err.strip() == "error: expected --epochs >= 1, got 0"
+
+
+def test_evaluate_run_with_no_images_prints_one_line_not_a_traceback():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-m", "lqvae.evaluate", "run", "--n", "0"], cwd=root, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: --n expects a number of images >= 1, got 0" and "Traceback" not in proc.stderr

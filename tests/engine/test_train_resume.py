@@ -16,7 +16,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 import lqvae.train.run as train
-from lqvae.train.run import main
+from lqvae.cli.train import main
 from tests.helpers import make_idx_folder
 
 # classifier C (an MLP with dropout) is fast and its trajectory depends on the random state
@@ -109,9 +109,15 @@ CASES = {
 }
 
 
+def _log(path: Path) -> list[dict]:
+    """The epoch lines of a run's log, without their wall times."""
+    return [{k: v for k, v in json.loads(line).items() if k != "wall_s"} for line in path.read_text().splitlines()]
+
+
 @pytest.fixture(scope="module")
-def reference(data, tmp_path_factory) -> dict[str, torch.Tensor]:
-    return _uninterrupted(CLASSIFIER, data, tmp_path_factory.mktemp("reference"))
+def reference(data, tmp_path_factory) -> tuple[dict[str, torch.Tensor], list[dict]]:
+    out = tmp_path_factory.mktemp("reference")
+    return _uninterrupted(CLASSIFIER, data, out), _log(out / "classifier_C.log.jsonl")
 
 
 def _interrupt_and_resume(job: list[str], data: Path, out: Path, inject: Callable, signum: int,
@@ -137,12 +143,16 @@ def test_interrupt_anywhere_then_resume_is_bit_identical(case, data, reference, 
     err = capsys.readouterr().err
     assert (where["epoch"], where["batch"]) == (epoch, batch)
     assert "resume with --resume" in err and str(tmp_path / _state_name(CLASSIFIER)) in err
+    ref_state, ref_log = reference
     resumed = load_file(tmp_path / _state_name(CLASSIFIER))
-    assert resumed.keys() == reference.keys()  # weights and Adam moments
-    different = [k for k in reference if not torch.equal(reference[k], resumed[k])]
+    assert resumed.keys() == ref_state.keys()  # weights and Adam moments
+    different = [k for k in ref_state if not torch.equal(ref_state[k], resumed[k])]
     assert not different, f"{case}: {different[:5]} differ from the uninterrupted run"
-    log = [json.loads(line) for line in (tmp_path / "classifier_C.log.jsonl").read_text().splitlines()]
+    log = _log(tmp_path / "classifier_C.log.jsonl")
     assert [line["epoch"] for line in log] == [1, 2]
+    # the epoch means (loss, train accuracy) cover every batch of the epoch, those before the stop included:
+    # the running sums are saved in the state, so an epoch resumed in the middle divides the right sums
+    assert log == ref_log
 
 
 def test_lqvae_noise_and_projections_resume_bit_identical(data, tmp_path, monkeypatch):
