@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from app.state.app_state import ATTACK_LABELS, DATASETS, THREAT_LABELS
+from app.state.settings import ATTACK_LABELS, DATASETS, THREAT_LABELS
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -38,7 +38,7 @@ def random_checkpoints(root: Path) -> Path:
     for arch in "AB":
         save_checkpoint(folder / f"classifier_{arch}.safetensors", Classifier(ClassifierConfig(arch=arch)),
                         kind="classifier", dataset="mnist")
-    save_checkpoint(folder / "lqvae.safetensors", LQVAE(LQVAEConfig.mnist(), with_h=False), kind="lqvae",
+    save_checkpoint(folder / "lqvae.safetensors", LQVAE(LQVAEConfig.mnist(), training_parts=False), kind="lqvae",
                     dataset="mnist")
     return root
 
@@ -110,15 +110,15 @@ def bench_gui(runs: int) -> dict[str, float]:
 
     engine_ms: list[float] = []
 
+    # A setting or image change schedules an auto run (controller.DEBOUNCE_MS later); an explicit run replaces it
+    # (Controller.run stops the debounce timer), so each change below is followed by exactly one run: the measured one.
     def one(sample: int) -> float:
         done.clear()
         images, labels = s.engine.samples
         i = sample % len(images)
-        s.restoring = True  # set the image without scheduling an auto run; we run explicitly below
         s.set_image(images[i] / 255.0, int(labels[i]), f"sample {i}")
-        s.restoring = False
         t0 = time.perf_counter()
-        s.request_run(False)
+        s.request_run(False)  # the measured run; the auto run set_image scheduled is dropped
         wait(lambda: bool(done) and c.settled())
         window.repaint()  # the panels' new content painted
         engine_ms.append(s.result.attack_ms + s.result.purify_ms)
@@ -129,17 +129,13 @@ def bench_gui(runs: int) -> dict[str, float]:
                "pgd40": dict(attack="pgd", threat="whitebox", steps=40),
                "bpda_pgd40": dict(attack="pgd", threat="bpda", steps=40)}
     for name, cfg in configs.items():
-        s.restoring = True
-        s.set_attack(**cfg)
-        s.restoring = False
+        s.set_attack(**cfg)  # its auto run is replaced by one()'s explicit run
         one(0)  # warm-up
         engine_ms.clear()
         out[name] = statistics.median([one(k + 1) for k in range(runs)])
         out[f"{name}_engine"] = statistics.median(engine_ms)  # attack + purification inside the engine
 
-    s.restoring = True
-    s.set_attack(attack="cw", threat="whitebox", steps=None, eps_l2=None)
-    s.restoring = False
+    s.set_attack(attack="cw", threat="whitebox", steps=None, eps_l2=None)  # slow: runs on demand only
     stalls, durations = [], []
     for k in range(max(1, runs // 2)):
         ticks: list[float] = []

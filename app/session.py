@@ -40,14 +40,14 @@ def apply_cli(window, args: argparse.Namespace) -> None:
     if getattr(args, "steps", None):
         changes["steps"] = args.steps
     if args.eps is not None:
-        from app.state.app_state import L2_ATTACKS
+        from app.state.settings import L2_ATTACKS
 
         key = "eps_l2" if (args.attack or s.attack.attack) in L2_ATTACKS else "eps_linf"
         changes[key] = args.eps
     if changes:
         s.set_attack(**changes)
     if args.defense:
-        from app.state.app_state import CLASSIFIER_DEFENSES, classifier_name
+        from app.state.settings import CLASSIFIER_DEFENSES, classifier_name
 
         hardening = args.defense if args.defense in CLASSIFIER_DEFENSES else None  # classifier-side: madry, advtr
         s.set_defense(purifier=None if args.defense == "none" or hardening else args.defense)

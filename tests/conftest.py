@@ -14,7 +14,7 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 @pytest.fixture
 def lqvae_model() -> LQVAE:
     torch.manual_seed(0)
-    return LQVAE(LQVAEConfig.mnist(latent_dim=16), with_h=True)
+    return LQVAE(LQVAEConfig.mnist(latent_dim=16), training_parts=True)
 
 
 @pytest.fixture

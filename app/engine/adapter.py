@@ -5,6 +5,9 @@ first worker, so the window is up before they load. The analysis call is the eng
 ``lqvae.evaluate.analysis.analyze`` (the one the evaluation CLI uses); a drawing or a file has no true label,
 so it is attacked away from the classifier's own prediction. The Evaluate tab's batch call is
 ``lqvae.evaluate.scoring.evaluate_batch``, the one behind ``python -m lqvae.evaluate run``.
+
+Every job function here takes the worker's ``should_stop`` and ``progress`` keyword arguments (see
+``app.engine.workers``); ``open_image`` is the one for the image decoder, which has no use for them.
 """
 
 from __future__ import annotations
@@ -18,7 +21,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from app.state.app_state import DEFENSEGAN_SEARCH, AnalysisRequest, EngineInfo, ModelsInfo, ModelSettings
+from app.input.image_io import LoadedImage
+from app.input.sandbox import load_image
+from app.state.settings import (DEFENSEGAN_SEARCH, AnalysisRequest, EngineInfo, EvaluationRequest, ModelsInfo,
+                                ModelSettings)
+from lqvae.spec.attacks import THREATS
+from lqvae.spec.defenses import HARDENINGS
 from lqvae.spec.results import Analysis
 
 SAMPLES_ENV = "LQVAE_SAMPLES"  # folder with <dataset>.npz, default resources/samples
@@ -30,7 +38,6 @@ class Engine:
     analyze: Callable[..., Any]
     evaluate_batch: Callable[..., Any] | None
     AttackSpec: type
-    AttackCancelled: type
     source: str
     note: str = ""
 
@@ -50,7 +57,7 @@ def engine() -> Engine:
             if threads > 0:
                 torch.set_num_threads(threads)
             import lqvae.evaluate.analysis as analysis
-            from lqvae.attacks.runners import AttackCancelled, AttackSpec
+            from lqvae.attacks.runners import AttackSpec
 
             try:
                 from lqvae.evaluate.scoring import evaluate_batch
@@ -58,7 +65,7 @@ def engine() -> Engine:
             except Exception as exc:  # noqa: BLE001 - the Evaluate tab says so; the rest works
                 evaluate_batch = None
                 note = f"batch evaluation unavailable: lqvae.evaluate.scoring failed to import ({exc})"
-            _engine = Engine(analysis.analyze, evaluate_batch, AttackSpec, AttackCancelled, "lqvae.evaluate.analysis", note)
+            _engine = Engine(analysis.analyze, evaluate_batch, AttackSpec, "lqvae.evaluate.analysis", note)
         return _engine
 
 
@@ -77,7 +84,8 @@ def boot(dataset: str, *, should_stop=None, progress=None) -> EngineInfo:
     eng = engine()
     import torch
     from lqvae.io.checkpoint import remove_stale_temporaries
-    from lqvae.io.data import CLASS_NAMES, load_samples
+    from lqvae.io.data import load_samples
+    from lqvae.spec.datasets import CLASS_NAMES
     from lqvae.io.registry import checkpoint_root, inventory
     from lqvae.spec.attacks import PRESETS
 
@@ -125,7 +133,7 @@ def _describe_checkpoints(info: EngineInfo, inv: Any) -> None:
 def _hardening_note(meta: dict[str, Any]) -> str | None:
     """"3 epochs of PGD-40 training at ε = 0.3; ..." for an adversarially trained classifier, else None."""
     args, metrics = meta["args"], meta["metrics"]
-    if args.get("adv") not in ("madry", "advtr"):
+    if args.get("adv") not in HARDENINGS:
         return None
     how = f"PGD-{args.get('pgd_steps', '?')}" if args["adv"] == "madry" else "half clean, half FGSM"
     epochs = args.get("epochs", "?")
@@ -141,7 +149,7 @@ class ModelCache:
     """Loaded models by (dataset, role, name, device); loading is serialised by a lock.
 
     ``role`` is ``"classifier"`` (``classifier_<name>.safetensors``) or ``"purifier"`` (``<name>.safetensors``
-    of any purifier kind the engine can build: the LQ-VAE now, the baselines when they land).
+    of any purifier kind the engine can build: an LQ-VAE, the plain VAE or Defense-GAN).
     """
 
     def __init__(self) -> None:
@@ -231,7 +239,7 @@ def analyze(request: AnalysisRequest, cache: ModelCache, *, should_stop=None, pr
     if request.attack is not None:
         a = request.attack
         spec = eng.AttackSpec(**a.to_spec_kwargs())
-        if a.threat == "blackbox":
+        if THREATS[a.threat].needs_substitute:
             substitute = cache.get(m.dataset, "classifier", a.substitute, device)
     text = "attack + search" if search else "attacking"
     report = (lambda f: progress(f, text)) if progress else None
@@ -243,48 +251,44 @@ def analyze(request: AnalysisRequest, cache: ModelCache, *, should_stop=None, pr
 
 
 # ----------------------------------------------------------------------------- evaluation tab
-def evaluate(config: dict[str, Any], *, should_stop=None, progress=None) -> list[dict[str, Any]]:
-    """Batch evaluation for the Evaluate tab: one row per (attack, eps), on n bundled samples (all classes).
+def evaluate(request: EvaluationRequest, *, should_stop=None, progress=None) -> list[dict[str, Any]]:
+    """Batch evaluation for the Evaluate tab: one row per ``request.cells`` (attack, ε), on ``request.n`` of the
+    bundled samples (all classes in turn), with one ``AttackSpec`` per cell.
 
-    ``config``: dataset, classifier, purifier (or None), defense (its name for the rows), search (Defense-GAN's),
-    device, attacks (list), eps (list), threat, substitute, n, mode, images (N, 28, 28) uint8, labels (N,).
     Models are loaded fresh (not shared with the live analysis, which may be running at the same time).
     """
     eng = engine()
     if eng.evaluate_batch is None:
         raise RuntimeError(eng.note)
+    if request.images is None or request.labels is None:
+        raise ValueError("EvaluationRequest without samples: the controller completes it with_models(...)")
     import torch
 
     cache = ModelCache()
-    device = resolve(config.get("device", "auto"))
-    ds = config["dataset"]
-    classifier = cache.get(ds, "classifier", config["classifier"], device)
-    purifier = cache.get(ds, "purifier", config["purifier"], device) if config.get("purifier") else None
-    search = config.get("search", "live") if configure_purifier(purifier, config.get("search", "live")) else None
-    substitute = (cache.get(ds, "classifier", config["substitute"], device)
-                  if config.get("threat") == "blackbox" else None)
-    idx = stratified(np.asarray(config["labels"]), int(config["n"]))
-    images = torch.from_numpy(np.asarray(config["images"][idx], np.float32) / 255.0).unsqueeze(1)
-    labels = torch.from_numpy(np.asarray(config["labels"][idx], np.int64))
-    from lqvae.spec.attacks import L2_ATTACKS  # the L2 attacks run once, unbounded
-
-    cells = [(a, e) for a in config["attacks"] for e in ([None] if a in L2_ATTACKS else config["eps"])]
+    m, d = request.models, request.defense
+    device = resolve(m.device)
+    classifier = cache.get(m.dataset, "classifier", m.classifier, device)
+    purifier = cache.get(m.dataset, "purifier", d.purifier, device) if d.purifier else None
+    search = d.search if configure_purifier(purifier, d.search) else None
+    substitute = (cache.get(m.dataset, "classifier", request.substitute, device)
+                  if THREATS[request.threat].needs_substitute else None)
+    labels_all = np.asarray(request.labels)
+    idx = stratified(labels_all, request.n)
+    images = torch.from_numpy(np.asarray(request.images[idx], np.float32) / 255.0).unsqueeze(1)
+    labels = torch.from_numpy(np.asarray(labels_all[idx], np.int64))
+    cells = request.cells
     rows = []
     for i, (attack, eps) in enumerate(cells):
-        kwargs: dict[str, Any] = {"attack": attack, "eps": None if eps is None else float(eps),
-                                  "threat": config.get("threat", "whitebox"),
-                                  "preset": config.get("preset", "live")}
-
         def sub_progress(f: float, i=i, attack=attack, eps=eps) -> None:
             if progress:
                 progress((i + f) / len(cells), f"{attack} ε={'∞' if eps is None else f'{eps:g}'}")
 
-        spec = eng.AttackSpec(**kwargs)
+        budget = None if eps is None else float(eps)
+        spec = eng.AttackSpec(attack=attack, eps=budget, threat=request.threat, preset=request.preset)
         out = eng.evaluate_batch(spec, images, labels, classifier=classifier, purifier=purifier,
                                  substitute=substitute, should_stop=should_stop, progress=sub_progress)
-        rows.append(eval_row(out, defended=purifier is not None, attack=attack, eps=kwargs["eps"],
-                             threat=kwargs["threat"], dataset=ds, classifier=config["classifier"],
-                             defense=config.get("defense") or config.get("purifier") or "none", search=search))
+        rows.append(eval_row(out, defended=purifier is not None, attack=attack, eps=budget, threat=request.threat,
+                             dataset=m.dataset, classifier=m.classifier, defense=request.defense_name, search=search))
     return rows
 
 
@@ -303,10 +307,17 @@ def eval_row(out: dict[str, Any], *, defended: bool, **extra: Any) -> dict[str, 
     bits = out.get("bits") or {}
     hist = bits.get("hamming_histogram")
     return {**extra, "n": out.get("n"), "clean_accuracy": out.get("clean_accuracy"),
-            "attacked_accuracy": out.get("undefended_accuracy"),
+            "undefended_accuracy": out.get("undefended_accuracy"),
             "purified_clean_accuracy": out.get("clean_accuracy_defended") if defended else None,
-            "purified_attacked_accuracy": out.get("defended_accuracy") if defended else None,
+            "defended_accuracy": out.get("defended_accuracy") if defended else None,
             "attack_failures": out.get("attack_failures"), "mean_linf": out.get("mean_linf"),
             "mean_l2": out.get("mean_l2"), "seconds": out.get("seconds"),
             "hamming": [k for k, c in enumerate(hist) for _ in range(int(c))] if hist else None,
             "theorem1": out.get("theorem1")}
+
+
+# ----------------------------------------------------------------------------- files
+def open_image(path: str, *, should_stop=None, progress=None) -> LoadedImage:
+    """Decode an image file (``app.input.sandbox.load_image``, in a child process); it cannot stop
+    half way, so the worker's hooks go unused."""
+    return load_image(path)

@@ -14,10 +14,13 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.engine import adapter as engine_adapter
-from app.input.image_io import load_image
-from app.state.app_state import (CLASSIFIER_DEFENSES, DEFENSEGAN_SEARCH, UNTARGETED_ONLY, AnalysisRequest, AppState, EngineInfo,
-                       ModelsInfo, split_classifier)
 from app.engine.workers import Worker, WorkerPool
+from app.input.image_io import LoadedImage
+from app.state.app_state import AppState
+from app.state.settings import (CLASSIFIER_DEFENSES, DEFENSEGAN_SEARCH, UNTARGETED_ONLY, AnalysisRequest, EngineInfo,
+                                EvaluationRequest, ModelsInfo, split_classifier)
+from lqvae.spec.attacks import THREATS
+from lqvae.spec.results import Analysis
 
 DEBOUNCE_MS = 150
 
@@ -161,7 +164,7 @@ class Controller(QObject):
         self._load_generation += 1
         gen = self._load_generation
         self._loaded_key = key
-        self._quiet_load = self.state.restoring  # a restored result must not be replaced by a fresh run
+        self._quiet_load = self.state.is_quiet  # a restored result must not be replaced by a fresh run
         self.models_ready = False
         self.state.set_models_info(None)
         self._start(engine_adapter.load_models, self.state.models, self.state.defense.purifier, self.cache,
@@ -206,7 +209,7 @@ class Controller(QObject):
         self._schedule()
 
     def _schedule(self) -> None:
-        if not self.state.restoring:
+        if not self.state.is_quiet:  # changes made in state.quiet() (a restored history entry) ask for no run
             self._debounce.start()
 
     def _debounced(self) -> None:
@@ -254,13 +257,14 @@ class Controller(QObject):
         a, s = self.state.attack, self.state
         if not a.enabled:
             return ""
-        if a.threat in ("bpda", "bpda_eot") and s.defense.purifier is None and s.models.hardening:
+        threat = THREATS[a.threat]
+        if threat.end_to_end and s.defense.purifier is None and s.models.hardening:
             return (f"{a.label()}: {CLASSIFIER_DEFENSES[s.models.hardening]} hardens the classifier itself, there is "
                     "no purifier to approximate; the white-box threat is already the adaptive attack on it.")
-        if a.threat in ("bpda", "bpda_eot") and s.defense.purifier is None:
+        if threat.end_to_end and s.defense.purifier is None:
             return (f"{a.label()}: BPDA attacks the defense end to end; choose a purifier in the Defense panel "
                     "(or the white-box threat for the classifier alone).")
-        if a.threat == "bpda_eot" and s.purifier_kind(s.defense.purifier) == "defensegan":
+        if threat.stochastic and s.purifier_kind(s.defense.purifier) == "defensegan":
             return (f"{a.label()}: EOT averages over a purifier's sampled codes; Defense-GAN samples nothing (its "
                     "restarts are seeded, so it is deterministic). Use plain BPDA.")
         image = s.image
@@ -269,7 +273,7 @@ class Controller(QObject):
             names = s.class_names()
             return (f"{a.label()}: the target {names[a.target] if 0 <= a.target < len(names) else a.target} is this "
                     "image's true class already; choose another target class (or untick Targeted).")
-        if a.threat == "blackbox" and s.engine is not None and a.substitute not in s.engine.classifiers:
+        if threat.needs_substitute and s.engine is not None and a.substitute not in s.engine.classifiers:
             return f"Black-box transfer needs a substitute classifier; {a.substitute!r} is not in the checkpoints."
         return ""
 
@@ -282,16 +286,15 @@ class Controller(QObject):
         self.state.analysisStarted.emit(request)
         self.state.set_busy(True)
 
-    def _on_result(self, result: Any) -> None:
+    def _on_result(self, result: Analysis) -> None:
         request = self._analysis_request
         if request is None:
             return
         self.state.set_result(request, result)
-        self.state.set_timings(attack_ms=float(getattr(result, "attack_ms", 0.0) or 0.0),
-                               purify_ms=float(getattr(result, "purify_ms", 0.0) or 0.0),
+        self.state.set_timings(attack_ms=result.attack_ms, purify_ms=result.purify_ms,
                                total_ms=(time.monotonic() - request.time) * 1000)
-        if request.attack is not None and getattr(result, "attack_failed", False):
-            why = getattr(result, "message", "") or "no adversarial found"
+        if request.attack is not None and result.attack_failed:
+            why = result.message or "no adversarial found"
             self.state.notify(f"{request.attack.label()}: the attack failed on this image ({why}). "
                               "Shown: the unchanged image.", "warning")
 
@@ -326,10 +329,10 @@ class Controller(QObject):
         newest request's outcome (image or refusal) reaches the state, the older one is dropped."""
         self._open_generation += 1
         gen = self._open_generation
-        self._start(load_image, path, name="open", on_done=lambda loaded, g=gen: self._on_opened(loaded, g),
+        self._start(engine_adapter.open_image, path, name="open", on_done=lambda loaded, g=gen: self._on_opened(loaded, g),
                     on_failed=lambda message, tb, g=gen: self._on_open_failed(message, tb, g))
 
-    def _on_opened(self, loaded: Any, gen: int) -> None:
+    def _on_opened(self, loaded: LoadedImage, gen: int) -> None:
         if gen == self._open_generation:
             self.state.fileLoaded.emit(loaded)
 
@@ -340,7 +343,8 @@ class Controller(QObject):
         self.state.notify(f"Could not open the image: {message}. The previous image is kept.", "error")
 
     # ------------------------------------------------------------------ evaluation tab
-    def evaluate(self, config: dict) -> None:
+    def evaluate(self, request: EvaluationRequest) -> None:
+        """Run the Evaluate tab's batch with the selected models and defense on the bundled samples."""
         s = self.state
         if s.engine is None or s.engine.samples is None:
             s.evaluationFailed.emit("The evaluation runs on the bundled samples, which are missing.")
@@ -349,14 +353,12 @@ class Controller(QObject):
             s.evaluationFailed.emit("An evaluation is already running; cancel it first.")
             return
         images, labels = s.engine.samples
-        if config.get("threat") in ("bpda", "bpda_eot") and s.defense.purifier is None:
+        if THREATS[request.threat].end_to_end and s.defense.purifier is None:
             s.evaluationFailed.emit("BPDA attacks a purifier end to end; choose one in the Defense panel, or the "
                                     "white-box threat (the adaptive attack on a classifier-side defense).")
             return
-        config = dict(config, images=images, labels=labels, dataset=s.models.dataset, classifier=s.models.classifier,
-                      device=s.models.device, purifier=s.defense.purifier, search=s.defense.search,
-                      defense=s.defense.purifier or s.models.hardening or "none", substitute=s.attack.substitute)
-        self._evaluation = self._start(engine_adapter.evaluate, config, name="evaluate",
+        request = request.with_models(s.models, s.defense, s.attack.substitute, images, labels)
+        self._evaluation = self._start(engine_adapter.evaluate, request, name="evaluate",
                                        on_done=s.evaluationFinished.emit, on_failed=self._on_evaluation_failed,
                                        on_progress=s.evaluationProgress,
                                        on_cancelled=lambda: s.evaluationFailed.emit("cancelled"),

@@ -1,18 +1,20 @@
 """Run slow work (torch, decoding, file I/O) on a QThreadPool and hand plain data back to the GUI.
 
-Modelled on superqt's ``thread_worker``: the work is a plain function called on a pool thread; if it
-takes them, it gets two keyword arguments, ``should_stop()`` (poll it; the engine does so inside every
-forward pass) and ``progress(fraction, text)``. Its signals live on a QObject created in the GUI thread, so every
-signal is delivered there (queued). Running workers are kept referenced by their ``WorkerPool``
-until they end, and ``cancel()`` only sets a flag: nothing is ever killed.
+Modelled on superqt's ``thread_worker``: the work is a plain function called on a pool thread. Every job
+function takes two keyword arguments, ``should_stop()`` (poll it; the engine does so inside every forward
+pass) and ``progress(fraction, text)``; a function that has no use for them (a decoder) is called through a
+small adapter that does (``app.engine.adapter.open_image``). Its signals live on a QObject created in the GUI
+thread, so every signal is delivered there (queued). Running workers are kept referenced by their
+``WorkerPool`` until they end, and ``cancel()`` only sets a flag: nothing is ever killed.
 
 Signals of one worker, in order: ``started``, any number of ``progress``, then exactly one of
-``finished(result)``, ``failed(message, traceback)`` or ``cancelled()``, then ``ended()``.
+``finished(result)``, ``failed(message, traceback)`` or ``cancelled()``, then ``ended()``. A job that stops
+early raises :class:`lqvae.spec.errors.Cancelled` (the engine's ``AttackCancelled`` is one); a
+:class:`lqvae.spec.errors.Refusal` fails with its own message, anything else is named by its type.
 """
 
 from __future__ import annotations
 
-import inspect
 import threading
 import time
 import traceback
@@ -20,20 +22,9 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
+from lqvae.spec.errors import Cancelled, Refusal
+
 PROGRESS_INTERVAL_S = 0.05  # at most 20 progress signals a second reach the GUI
-
-
-def _wants_hooks(fn: Callable[..., Any]) -> bool:
-    """Whether ``fn`` takes ``should_stop`` and ``progress`` (plain functions such as a decoder do not)."""
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-    return "should_stop" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-
-
-class Cancelled(Exception):
-    """Raised by a job that noticed ``should_stop()`` (the engine's AttackCancelled works too)."""
 
 
 class WorkerSignals(QObject):
@@ -56,15 +47,10 @@ class Worker(QRunnable):
         self.signals = WorkerSignals()
         self._stop = threading.Event()
         self._last_progress = 0.0
-        self.running = False
         self.done = threading.Event()
 
     def cancel(self) -> None:
         self._stop.set()
-
-    @property
-    def is_cancelled(self) -> bool:
-        return self._stop.is_set()
 
     def should_stop(self) -> bool:
         return self._stop.is_set()
@@ -77,13 +63,11 @@ class Worker(QRunnable):
         self.signals.progress.emit(float(fraction), str(text))
 
     def run(self) -> None:  # pool thread
-        self.running = True
         self.signals.started.emit()
         try:
-            hooks = {"should_stop": self.should_stop, "progress": self._progress} if _wants_hooks(self.fn) else {}
-            result = self.fn(*self.args, **hooks, **self.kwargs)
+            result = self.fn(*self.args, should_stop=self.should_stop, progress=self._progress, **self.kwargs)
         except BaseException as exc:  # noqa: BLE001 - a worker must never take the app down
-            if self._stop.is_set() or type(exc).__name__ in ("Cancelled", "AttackCancelled"):
+            if self._stop.is_set() or isinstance(exc, Cancelled):
                 self.signals.cancelled.emit()
             else:
                 message = user_message(exc)
@@ -94,17 +78,16 @@ class Worker(QRunnable):
             else:
                 self.signals.finished.emit(result)
         finally:
-            self.running = False
             self.done.set()
             self.signals.ended.emit()
 
 
 def user_message(exc: BaseException) -> str:
-    """The text shown for a failed job. Our refusals (``ValueError`` subclasses: bad image, bad checkpoint, bad
-    input) and OS errors carry a sentence for the user; anything else is a bug and is named by its type, so
-    a ``KeyError('kind')`` reads "KeyError: 'kind'", not just "'kind'"."""
+    """The text shown for a failed job. Our refusals (:class:`~lqvae.spec.errors.Refusal`: a bad image,
+    checkpoint or input) and OS errors carry a sentence for the user; anything else is a bug and is named by
+    its type, so a ``KeyError('kind')`` reads "KeyError: 'kind'", not just "'kind'"."""
     text = str(exc)
-    if isinstance(exc, (ValueError, OSError)) and text:
+    if isinstance(exc, (Refusal, OSError)) and text:
         return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
@@ -139,4 +122,4 @@ class WorkerPool(QObject):
         return self.pool.waitForDone(timeout_ms)
 
 
-__all__ = ["Cancelled", "Worker", "WorkerPool", "WorkerSignals", "user_message"]
+__all__ = ["Worker", "WorkerPool", "WorkerSignals", "user_message"]

@@ -1,4 +1,4 @@
-"""The sandbox of :func:`app.input.image_io.load_image`: decode one image file in this separate process.
+"""The sandbox of :func:`app.input.sandbox.load_image`: decode one image file in this separate process.
 
 ``python -I decode_child.py PATH`` caps its own address space at ``$LQVAE_DECODE_BYTES`` before importing
 anything large, runs :func:`app.input.image_io.decode_image` and writes one JSON line to stdout —

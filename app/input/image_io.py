@@ -18,21 +18,16 @@ RGB, RGBA, CMYK, I;16, I, F, ...) and EXIF rotation is applied to the small resu
 
 Decoders have bombs of their own that no header check sees (a GIF with ten million comment blocks,
 a PNG with millions of private chunks, a progressive JPEG with thousands of scans, byte-by-byte
-parsers of formats we refuse anyway). So :func:`load_image` runs :func:`decode_image` in a separate
-process (``app/input/decode_child.py``) with its address space capped at ``DECODE_MEMORY_BYTES`` and a
-``DECODE_TIMEOUT_S`` deadline: whatever a file does to the decoder, the app's own memory does not grow
-and a refusal comes within seconds. ``decode_image`` is the in-process decode the child runs.
+parsers of formats we refuse anyway). So the app never calls :func:`decode_image` itself:
+:func:`app.input.sandbox.load_image` runs it in a separate process with capped memory and time.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import os
 import pickletools
 import stat
-import subprocess
-import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,15 +36,13 @@ from typing import BinaryIO, Callable, Iterator
 import numpy as np
 
 from app.input.preprocess import block_factor, block_mean, shrink_to, should_invert
+from lqvae.spec.errors import Refusal
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_PIXELS = 50_000_000
 WORK_SIDE = 1024  # decoded images are shrunk to this before any further work
 FORMATS = ("PNG", "JPEG", "MPO", "BMP", "DIB", "GIF", "WEBP", "TIFF")
 SUFFIXES = ("*.png", "*.jpg", "*.jpeg", "*.bmp", "*.gif", "*.webp", "*.tif", "*.tiff")
-DECODE_MEMORY_BYTES = 384 * 2**20  # the decoding process's address space: ~110 MB is Python, numpy and Pillow; a
-# 50-megapixel RGBA PNG or float TIFF then peaks at 270-280 MB resident, a decoder bomb is stopped
-DECODE_TIMEOUT_S = 20.0  # the largest legitimate file decodes in ~3 s on a busy 2-core machine
 PIECE = 512  # side of the pieces a decoded image is converted in: bounds the float temporaries (~4 MB)
 SNIFF_BYTES = 4096  # how much of the file is looked at before Pillow sees it
 DECODE_BUDGET = 240 * 2**20  # bytes a decoder may allocate for one image: keeps a load under ~300 MB
@@ -58,7 +51,7 @@ _USE = "use PNG, JPEG, BMP, GIF, WebP or TIFF"
 _IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8", b"GIF8", b"BM", b"II*\0", b"MM\0*", b"RIFF")
 
 
-class ImageLoadError(ValueError):
+class ImageLoadError(Refusal):
     """A file that cannot be used as an input image; the message says why and what would work."""
 
 
@@ -309,46 +302,6 @@ def _decode(fh: BinaryIO, name: str) -> tuple[np.ndarray, str]:
     return gray, info
 
 
-def load_image(path: str | Path, *, timeout_s: float = DECODE_TIMEOUT_S,
-               memory_bytes: int = DECODE_MEMORY_BYTES) -> LoadedImage:
-    """Decode ``path`` in a separate process (bounded memory and time), or raise ``ImageLoadError``.
-
-    The child runs :func:`decode_image`; its refusals come back with their own message, and a child
-    that runs out of its ``memory_bytes`` or its ``timeout_s`` is refused here, naming the file.
-    """
-    p = Path(path)
-    name = p.name or str(p)
-    child = Path(__file__).with_name("decode_child.py")
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-           "LQVAE_DECODE_BYTES": str(int(memory_bytes))}
-    try:
-        proc = subprocess.run([sys.executable, "-I", str(child), os.fsdecode(os.path.abspath(p))], env=env,
-                              capture_output=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        raise ImageLoadError(f"{name}: decoding took longer than {timeout_s:g} s and was stopped; the file is "
-                             f"damaged or built to stall decoders; {_USE}") from None
-    head, _, body = proc.stdout.partition(b"\n")
-    try:
-        reply = json.loads(head) if head else {}
-    except ValueError:
-        reply = {}
-    if reply.get("ok") is False:
-        raise ImageLoadError(str(reply.get("message") or f"{name}: cannot be decoded"))
-    if reply.get("ok") is not True:
-        if proc.returncode and proc.returncode < 0 or b"MemoryError" in proc.stderr:
-            raise ImageLoadError(f"{name}: decoding needed more than {memory_bytes // 2**20} MB and was stopped; "
-                                 f"the file is damaged or built to exhaust memory; {_USE}")
-        raise ImageLoadError(f"{name}: the decoder failed (exit code {proc.returncode}); the file is damaged or "
-                             f"not an image; {_USE}")
-    h, w = (int(v) for v in reply["shape"])
-    gray = np.frombuffer(body, dtype=np.float32, count=h * w).reshape(h, w).copy() if h * w * 4 == len(body) \
-        else None
-    if gray is None or not (0 < h <= WORK_SIDE and 0 < w <= WORK_SIDE):
-        raise ImageLoadError(f"{name}: the decoder returned a malformed image; {_USE}")
-    gray = np.clip(np.nan_to_num(gray, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
-    return LoadedImage(gray=gray, invert=bool(reply["invert"]), info=str(reply["info"]), path=str(p))
-
-
 def decode_image(path: str | Path) -> LoadedImage:
     """Decode ``path`` into a grey array in this process, or raise ``ImageLoadError`` saying what is wrong.
 
@@ -398,5 +351,4 @@ def decode_image(path: str | Path) -> LoadedImage:
 
 
 __all__ = ["FORMATS", "ImageLoadError", "LoadedImage", "MAX_FILE_BYTES", "MAX_PIXELS", "SUFFIXES", "decode_image",
-           "load_image",
            "to_gray"]

@@ -11,7 +11,8 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton,
                                QSlider, QSpinBox, QWidget)
 
-from app.state.app_state import ATTACK_LABELS, ITERATIVE, L2_ATTACKS, THREAT_LABELS, UNTARGETED_ONLY, AppState
+from app.state.app_state import AppState
+from app.state.settings import ATTACK_LABELS, ITERATIVE, L2_ATTACKS, THREAT_LABELS, UNTARGETED_ONLY
 from lqvae.spec.attacks import ATTACKS, MINIMIZATION, PRESET_NAMES, THREATS
 
 ATTACK_TIPS = {name: a.description for name, a in ATTACKS.items()}

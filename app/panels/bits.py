@@ -15,7 +15,8 @@ from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-from app.state.app_state import CLASSIFIER_DEFENSES, PURIFIER_LABELS, AppState, split_classifier
+from app.state.app_state import AppState
+from app.state.settings import CLASSIFIER_DEFENSES, PURIFIER_LABELS, split_classifier
 from lqvae.spec.datasets import ETA_MEDIAN
 from lqvae.spec.results import FLIP_SHARE, Analysis, Theorem1
 
@@ -158,7 +159,7 @@ class BitsPanel(QWidget):
         """A defense without bits was chosen: drop the previous defense's bits now, not at the next result."""
         s = self.state
         text = no_bits_text(s.defense.purifier, s.models.classifier, s.purifier_kind(s.defense.purifier))
-        if text and not s.restoring:
+        if text and not s.is_quiet:  # a restored entry brings its own result
             self.clear(text)
 
     def show_result(self, request, result: Analysis) -> None:

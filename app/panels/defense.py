@@ -12,7 +12,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFormLayout, QHBoxLayout, QLabel, QRadioButton, QSpinBox,
                                QWidget)
 
-from app.state.app_state import CLASSIFIER_DEFENSES, DEFENSEGAN_SEARCH, PURIFIER_LABELS, AppState, classifier_name, purifier_order
+from app.state.app_state import AppState
+from app.state.settings import CLASSIFIER_DEFENSES, DEFENSEGAN_SEARCH, PURIFIER_LABELS, classifier_name, purifier_order
 
 __all__ = ["PURIFIER_LABELS", "DefensePanel"]
 
@@ -31,8 +32,8 @@ PURIFIER_TIPS = {
     "vae": "Ablation: the same network trained without quantization, so the decoder sees the continuous μ. Shows "
            "what the bits add; it has no bit code.",
     "defensegan": "Defense-GAN (Samangouei et al.): replaces the image by the nearest output G(z) of a GAN, found by "
-                  "R random starts × L gradient steps on ‖G(z) − x‖². Slow: the authors' L = 200, R = 10 take "
-                  "seconds per image here. No bit code.",
+                  "R random starts × L gradient steps on ‖G(z) − x‖². Slow: the authors' L = {}, R = {} take "
+                  "seconds per image here. No bit code.".format(*DEFENSEGAN_SEARCH["paper"]),
 }
 HARDENING_TIPS = {
     "madry": "Classifier-side: classifier {base} fine-tuned on PGD adversarial examples (Madry et al.), no purifier. "

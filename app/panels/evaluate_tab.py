@@ -17,17 +17,20 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, Q
                                QLineEdit, QProgressBar, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem,
                                QVBoxLayout, QWidget)
 
-from app.state.app_state import (ATTACK_LABELS, CLASSIFIER_DEFENSES, DEFENSEGAN_SEARCH, L2_ATTACKS, PURIFIER_LABELS,
-                       THREAT_LABELS, AppState)
 from app.panels.widgets import plain
+from app.state.app_state import AppState
+from app.state.settings import (ATTACK_LABELS, CLASSIFIER_DEFENSES, DEFENSEGAN_SEARCH, L2_ATTACKS, PURIFIER_LABELS,
+                                THREAT_LABELS, EvaluationRequest)
+from lqvae.spec.attacks import ATTACKS, SLOW_ATTACKS, THREATS
+from lqvae.spec.defenses import HARDENING_SHORT  # the classifier-side defenses' column and legend names
 
-EVAL_ATTACKS = ("fgsm", "bim", "pgd", "deepfool", "cw")
+EVAL_ATTACKS = tuple(ATTACKS)  # every attack the engine has; the slow ones start unticked
+DEFAULT_TICKED = ("fgsm", "pgd")
 COLUMNS = (("attack", "Attack"), ("eps", "ε"), ("n", "n"), ("clean_accuracy", "Clean %"),
-           ("attacked_accuracy", "No defense\n%"), ("purified_clean_accuracy", "Purified\nclean %"),
-           ("purified_attacked_accuracy", "Defended\n%"), ("mean_flips", "Mean bits\nflipped"),
+           ("undefended_accuracy", "No defense\n%"), ("purified_clean_accuracy", "Purified\nclean %"),
+           ("defended_accuracy", "Defended\n%"), ("mean_flips", "Mean bits\nflipped"),
            ("under_6pct", "< 6 %\nflipped"), ("attack_failures", "Failures"), ("seconds", "s"))
 PALETTE = ("#2166ac", "#b2182b", "#1b7837", "#762a83", "#e08214")
-HARDENED_SHORT = {"madry": "Madry", "advtr": "Adv Tr"}  # the classifier-side defenses' column and legend names
 
 
 def row_values(row: dict) -> dict:
@@ -87,7 +90,7 @@ def make_histogram_plot() -> pg.PlotWidget:
 
 def draw_accuracy(plot: pg.PlotWidget, rows: list[dict]) -> None:
     plot.clear()
-    undefended = HARDENED_SHORT.get(rows[0].get("defense", "") if rows else "", "no defense")
+    undefended = HARDENING_SHORT.get(rows[0].get("defense", "") if rows else "", "no defense")
     if plot.plotItem.legend is not None:
         plot.plotItem.legend.clear()
     attacks = [a for a in dict.fromkeys(r["attack"] for r in rows) if a not in L2_ATTACKS]
@@ -98,9 +101,9 @@ def draw_accuracy(plot: pg.PlotWidget, rows: list[dict]) -> None:
         xs = np.array([0.0] + [e for e, _ in pts])
         color = PALETTE[i % len(PALETTE)]
         first = pts[0][1]
-        for key, style, suffix, start in (("attacked_accuracy", Qt.PenStyle.DashLine, undefended,
+        for key, style, suffix, start in (("undefended_accuracy", Qt.PenStyle.DashLine, undefended,
                                            "clean_accuracy"),
-                                          ("purified_attacked_accuracy", Qt.PenStyle.SolidLine, "defended",
+                                          ("defended_accuracy", Qt.PenStyle.SolidLine, "defended",
                                            "purified_clean_accuracy")):
             ys = [first.get(start)] + [r.get(key) for _, r in pts]
             if any(y is None for y in ys):
@@ -133,13 +136,14 @@ class EvaluateTab(QWidget):
         self.n.setToolTip("Number of bundled test samples, taken from every class in turn")
         self.attack_boxes = {a: QCheckBox(a.upper()) for a in EVAL_ATTACKS}
         for a, box in self.attack_boxes.items():
-            box.setChecked(a in ("fgsm", "pgd"))
-            box.setToolTip(ATTACK_LABELS[a] + (" — unbounded L2, one row" if a in L2_ATTACKS else ""))
+            box.setChecked(a in DEFAULT_TICKED and a not in SLOW_ATTACKS)
+            box.setToolTip(ATTACK_LABELS[a] + (" — unbounded L2, one row" if a in L2_ATTACKS else "")
+                           + (" — slow" if a in SLOW_ATTACKS else ""))
         self.eps = QLineEdit("0.05, 0.1, 0.2, 0.3")
         self.eps.setToolTip("L∞ budgets, comma separated (L2 attacks run unbounded, once)")
         self.threat = QComboBox()
         for name, text in THREAT_LABELS.items():
-            if name != "bpda_eot":
+            if not THREATS[name].stochastic:  # EOT's averaged draws are for one image at a time
                 self.threat.addItem(text, name)
         self.run = QPushButton("Run evaluation")
         self.cancel = QPushButton("Cancel")
@@ -159,11 +163,14 @@ class EvaluateTab(QWidget):
         for b in (self.export_csv, self.export_png):
             b.setEnabled(False)
 
+        attacks = QHBoxLayout()  # a row of its own: every attack of the spec, whatever their number
+        attacks.addWidget(QLabel("Attacks"))
+        for box in self.attack_boxes.values():
+            attacks.addWidget(box)
+        attacks.addStretch(1)
         controls = QHBoxLayout()
         controls.addWidget(QLabel("n"))
         controls.addWidget(self.n)
-        for box in self.attack_boxes.values():
-            controls.addWidget(box)
         controls.addWidget(QLabel("ε"))
         controls.addWidget(self.eps)
         controls.addWidget(self.threat)
@@ -178,6 +185,7 @@ class EvaluateTab(QWidget):
         plots.addWidget(self.acc_plot, 0, 0)
         plots.addWidget(self.hist_plot, 0, 1)
         layout = QVBoxLayout(self)
+        layout.addLayout(attacks)
         layout.addLayout(controls)
         layout.addWidget(self.table, 2)
         layout.addLayout(plots, 3)
@@ -192,7 +200,8 @@ class EvaluateTab(QWidget):
         state.evaluationFinished.connect(self.show_rows)
         state.evaluationFailed.connect(self._on_failed)
 
-    def config(self) -> dict:
+    def request(self) -> EvaluationRequest:
+        """What the tab asks for; the controller adds the selected models, defense and the samples."""
         eps = []
         for part in self.eps.text().replace(";", ",").split(","):
             try:
@@ -201,15 +210,17 @@ class EvaluateTab(QWidget):
                 continue
             if 0 < value <= 1:
                 eps.append(value)
-        return {"n": self.n.value(), "attacks": [a for a, b in self.attack_boxes.items() if b.isChecked()],
-                "eps": sorted(set(eps)) or [0.3], "threat": self.threat.currentData(), "preset": "live"}
+        return EvaluationRequest(n=self.n.value(),
+                                 attacks=tuple(a for a, b in self.attack_boxes.items() if b.isChecked()),
+                                 eps=tuple(sorted(set(eps))) or (0.3,), threat=self.threat.currentData(),
+                                 preset="live")
 
     def start(self) -> None:
-        cfg = self.config()
-        if not cfg["attacks"]:
+        request = self.request()
+        if not request.attacks:
             self.note.setText("Tick at least one attack.")
             return
-        self.state.evaluateRequested.emit(cfg)
+        self.state.request_evaluation(request)
 
     def _on_started(self) -> None:
         self.run.setEnabled(False)
@@ -234,8 +245,8 @@ class EvaluateTab(QWidget):
         self.progress.setValue(100)
         self.rows = [row_values(r) for r in rows]
         defense = self.rows[0].get("defense", "none") if self.rows else "none"
-        hardened = HARDENED_SHORT.get(defense)
-        self.table.setHorizontalHeaderLabels([f"{hardened}\nclassifier %" if key == "attacked_accuracy" and hardened
+        hardened = HARDENING_SHORT.get(defense)
+        self.table.setHorizontalHeaderLabels([f"{hardened}\nclassifier %" if key == "undefended_accuracy" and hardened
                                               else text for key, text in COLUMNS])
         self.table.setRowCount(len(self.rows))
         for i, row in enumerate(self.rows):

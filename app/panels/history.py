@@ -7,7 +7,8 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QHBoxLayout, QListView, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
 
 from app.render.images import thumbnail, verdict_color
-from app.state.app_state import AppState, defense_label, short_name
+from app.state.app_state import AppState
+from app.state.settings import defense_label, short_name
 from app.panels.widgets import plain
 from lqvae.spec.results import Analysis
 

@@ -11,7 +11,8 @@ from PySide6.QtWidgets import QFrame, QLabel, QPushButton, QScrollArea, QVBoxLay
 
 from app.state import paper_claims as paper_claims
 from app.state.results import Results, load_results, matching, share_under
-from app.state.app_state import ATTACK_LABELS, DATASET_LABELS, THREAT_LABELS, AppState, defense_label
+from app.state.app_state import AppState
+from app.state.settings import ATTACK_LABELS, DATASET_LABELS, THREAT_LABELS, defense_label
 from app.panels.widgets import plain
 from lqvae.spec.results import Analysis
 

@@ -79,7 +79,7 @@ class ImageRow(QWidget):
                 view.set_stale(stale)
 
     def _on_image(self, image) -> None:
-        if self.state.restoring:
+        if self.state.is_quiet:  # a restored entry: its result follows at once, nothing goes stale
             return
         label = "" if image.label is None else f"true: {self._name(image.label)}"
         self.views["original"].set_image(gray_qimage(image.pixels), NEUTRAL)
@@ -123,7 +123,7 @@ class ImageRow(QWidget):
         if request.defense.mode == "stochastic" and result.stochastic_probs is not None:
             votes = np.bincount(np.argmax(result.stochastic_probs, 1), minlength=len(self.state.class_names()))
             top = [f"{self._name(int(k))}×{int(votes[k])}" for k in np.argsort(-votes)[:3] if votes[k] > 0]
-            key = "purified_adversarial" if result.purified_adversarial is not None else "purified_original"
+            key = "purified_original" if result.placeholder("purified_adversarial") else "purified_adversarial"
             self.captions[key].setText(self.captions[key].text() + f"<br>{len(result.stochastic_probs)} samples: "
                                        + ", ".join(top))
         self._show_perturbation(result)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QVBoxLayout, QWidget
 
-from app.state.app_state import CLASSIFIER_DEFENSES, DATASET_LABELS, DATASETS, AppState, classifier_name
+from app.state.app_state import AppState
+from app.state.settings import CLASSIFIER_DEFENSES, DATASET_LABELS, DATASETS, classifier_name
 from app.panels.widgets import plain
 
 CLASSIFIER_TIPS = {"A": "Classifier A: two conv layers + dense (paper appendix)",

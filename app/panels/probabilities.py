@@ -12,7 +12,8 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QHBoxLayout, QWidget
 
 from app.render.images import BAD, GOOD
-from app.state.app_state import AppState, short_name
+from app.state.app_state import AppState
+from app.state.settings import short_name
 from lqvae.spec.results import Analysis
 
 CHARTS = (("probs_original", "Original"), ("probs_adversarial", "Adversarial"),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 
-from app.state.app_state import AppState, defense_label
+from app.state.app_state import AppState
+from app.state.settings import defense_label
 
 
 class StatusBar(QStatusBar):

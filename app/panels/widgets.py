@@ -1,4 +1,6 @@
-"""Small widgets shared by the panels: a pixel-exact image view and a titled group box, and ``plain``."""
+"""Small pieces shared by the panels: ``PixelView`` (a pixel-exact image view), ``group`` (a titled group box),
+``plain`` (a name shown as text, never rendered as markup, bidirectional controls shown as codes) and
+``configure_plots`` (pyqtgraph's look, set once)."""
 
 from __future__ import annotations
 

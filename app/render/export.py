@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from app.state.app_state import as_dict
+from app.state.settings import AnalysisRequest, as_dict
 from lqvae.spec.results import Analysis
 
 
-def result_summary(request: Any, result: Analysis, class_names: list[str]) -> dict[str, Any]:
+def result_summary(request: AnalysisRequest, result: Analysis, class_names: list[str]) -> dict[str, Any]:
     def pred(p):
         return None if p is None else {"class": int(np.argmax(p)), "name": class_names[int(np.argmax(p))],
                                        "confidence": float(np.max(p)), "probs": np.asarray(p).round(6).tolist()}
@@ -30,7 +30,8 @@ def result_summary(request: Any, result: Analysis, class_names: list[str]) -> di
     }
 
 
-def export(png_path: str | Path, pixmap, request: Any, result: Analysis, class_names: list[str]) -> tuple[Path, Path]:
+def export(png_path: str | Path, pixmap, request: AnalysisRequest, result: Analysis,
+           class_names: list[str]) -> tuple[Path, Path]:
     """Write ``png_path`` and a JSON beside it (same stem); returns both paths."""
     png = Path(png_path).with_suffix(".png")
     if not pixmap.save(str(png), "PNG"):

@@ -17,12 +17,13 @@ from torch import Tensor, nn
 from lqvae.core.models import LQVAE, Defended, StochasticPurifier
 from lqvae.io.validate import InputError
 from lqvae.spec.attacks import THREATS
+from lqvae.spec.errors import Cancelled
 
 if TYPE_CHECKING:
     from lqvae.attacks.settings import AttackSpec
 
 
-class AttackCancelled(Exception):
+class AttackCancelled(Cancelled):
     """Raised inside a model call when ``should_stop()`` returned True."""
 
 

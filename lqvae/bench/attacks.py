@@ -41,7 +41,7 @@ def bench_models(dataset: str, device: torch.device, root: str | None = None) ->
     torch.manual_seed(0)
     clf = Classifier(ClassifierConfig(arch="A")).to(device).eval()
     sub = Classifier(ClassifierConfig(arch="B")).to(device).eval()
-    lq = LQVAE(LQVAEConfig.mnist(), with_h=False).to(device).eval()
+    lq = LQVAE(LQVAEConfig.mnist(), training_parts=False).to(device).eval()
     return clf, lq, sub, f"no checkpoints for {dataset}: freshly initialised A, B and LQ-VAE (timings only)"
 
 

@@ -34,12 +34,12 @@ def timed(fn: Callable[[], Any], repeats: int, warmup: int = 3) -> list[float]:
     return out
 
 
-def _model(checkpoint: str | None, device: torch.device, with_h: bool) -> LQVAE:
+def _model(checkpoint: str | None, device: torch.device, training_parts: bool) -> LQVAE:
     if checkpoint:
-        model = load_checkpoint(checkpoint, kind="lqvae", device=device, with_h=with_h).model
+        model = load_checkpoint(checkpoint, kind="lqvae", device=device, training_parts=training_parts).model
     else:
         torch.manual_seed(0)
-        model = LQVAE(LQVAEConfig.mnist(free_bits=1.0, recon_weight=10.0), with_h=with_h).to(device)
+        model = LQVAE(LQVAEConfig.mnist(free_bits=1.0, recon_weight=10.0), training_parts=training_parts).to(device)
     return model  # type: ignore[return-value]
 
 
@@ -56,7 +56,7 @@ def bench_train_step(*, checkpoint: str | None = None, batch_size: int = 128, re
                      device: str | torch.device = "auto") -> dict[str, Any]:
     """Algorithm 1 steps (penalty included) at ``batch_size``: median ms per step and images/s."""
     device = resolve_device(device)
-    model = _model(checkpoint, device, with_h=True).train()
+    model = _model(checkpoint, device, training_parts=True).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.99))
     x = _sample_images(batch_size, device)
     if len(x) < batch_size:
@@ -79,7 +79,7 @@ def bench_purify(*, checkpoint: str | None = None, calls: int = 100, repeats: in
     """Median ms to purify one image (``calls`` calls), images/s at batch 256; with ``bf16`` also under
     bfloat16 autocast, with the share of codes identical to float32."""
     device = resolve_device(device)
-    model = _model(checkpoint, device, with_h=False).eval()
+    model = _model(checkpoint, device, training_parts=False).eval()
     one = _sample_images(1, device)
     batch = _sample_images(256, device)
     if len(batch) < 256:

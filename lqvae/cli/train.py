@@ -23,6 +23,7 @@ from lqvae.core.config import LQVAEConfig
 from lqvae.core.device import DEVICE_CHOICES
 from lqvae.spec.datasets import DATASETS
 from lqvae.train import run as training
+from lqvae.train.jobs import ADV_MODES
 
 
 def parser() -> argparse.ArgumentParser:
@@ -63,7 +64,7 @@ def parser() -> argparse.ArgumentParser:
     dg = sub.add_parser("defensegan", parents=[common], help="train the Defense-GAN generator (WGAN-GP)")
     dg.add_argument("--eval-classifier", default=None, help="classifier checkpoint for purified accuracy per epoch")
     cl.add_argument("--arch", choices=("A", "B", "C"), required=True)
-    cl.add_argument("--adv", choices=training.ADV_MODES, default="none",
+    cl.add_argument("--adv", choices=ADV_MODES, default="none",
                     help="adversarial training: madry = L-inf PGD examples (Madry et al.), advtr = half clean, half FGSM")
     cl.add_argument("--adv-eps", type=float, default=0.3, help="L-inf epsilon of the training attack")
     cl.add_argument("--pgd-steps", type=int, default=7, help="PGD steps per batch for --adv madry")

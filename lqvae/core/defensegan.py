@@ -105,16 +105,17 @@ class DefenseGAN(nn.Module):
     """The Defense-GAN purifier: ``forward(x) = G(z*(x))`` with the backward chosen by ``grad_mode``.
 
     ``search_steps`` and ``restarts`` default to the config's (the authors' L = 200, R = 10) and can be
-    changed on the instance for live use (the app's "live" setting is L = 50, R = 2).
+    changed on the instance for live use (the app's "live" setting is L = 50, R = 2). ``training_parts``
+    builds what only training needs, the WGAN-GP critic; a shipped Defense-GAN has none.
     """
 
     LIVE = DEFENSEGAN_SEARCH["live"]  # (L, R) for interactive use
 
-    def __init__(self, cfg: DefenseGANConfig, *, with_critic: bool = False) -> None:
+    def __init__(self, cfg: DefenseGANConfig, *, training_parts: bool = False) -> None:
         super().__init__()
         self.cfg = cfg
         self.generator = Generator(cfg)
-        self.critic: Critic | None = Critic(cfg) if with_critic else None
+        self.critic: Critic | None = Critic(cfg) if training_parts else None
         self.quantizer = IdentityQuantizer()  # holds grad_mode, so attacks switch it like the LQ-VAE's
         self.search_steps = cfg.search_steps
         self.restarts = cfg.restarts

@@ -112,7 +112,7 @@ def algorithm1_losses(model: LQVAE, x: Tensor, *, step: int = 0, x_in: Tensor | 
     the rows of ``x_in`` that differ from ``x``: the code-consistency term applies to those only.
     """
     cfg = model.cfg
-    assert model.h is not None, "training needs h: build LQVAE(cfg, with_h=True)"
+    assert model.h is not None, "training needs h: build LQVAE(cfg, training_parts=True)"
     x_in = x if x_in is None else x_in
     if cfg.penalty_weight > 0:
         penalty, norms, mu, logvar = gradient_penalty(model.encoder, x_in, cfg)

@@ -93,16 +93,17 @@ class LQVAE(nn.Module):
     """Encoder f, quantizer H and decoder g (the defense), plus h (training only).
 
     ``forward(x)`` is the defense as one differentiable-or-not module (deterministic g(H(mu))); the
-    quantizer's ``grad_mode`` decides what an attack's gradient sees.
+    quantizer's ``grad_mode`` decides what an attack's gradient sees. ``training_parts`` builds what only
+    training needs, the decoder h_psi (a copy of g, Algorithm 1 line 1); a shipped defense has none.
     """
 
-    def __init__(self, cfg: LQVAEConfig, *, with_h: bool = True) -> None:
+    def __init__(self, cfg: LQVAEConfig, *, training_parts: bool = True) -> None:
         super().__init__()
         self.cfg = cfg
         self.encoder = Encoder(cfg)
         self.g = Decoder(cfg)
         self.h: Decoder | None = None
-        if with_h:
+        if training_parts:
             self.h = Decoder(cfg)
             self.h.load_state_dict(self.g.state_dict())  # Algorithm 1, line 1: h is a copy of g
         self.quantizer: BinaryQuantizer | IdentityQuantizer = (

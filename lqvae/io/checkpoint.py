@@ -35,6 +35,7 @@ from torch import nn
 from lqvae.core.config import ClassifierConfig, DefenseGANConfig, LQVAEConfig
 from lqvae.core.defensegan import DefenseGAN
 from lqvae.core.models import LQVAE, Classifier
+from lqvae.spec.errors import Refusal
 
 FORMAT = "lqvae-studio/1"
 KINDS = ("lqvae", "classifier", "defensegan")
@@ -53,7 +54,7 @@ FIX = ("remove or replace the file (python -m lqvae.train writes good ones; ship
        "checkpoints/<dataset>/)")  # the way out of every refusal of a damaged or foreign file
 
 
-class CheckpointError(ValueError):
+class CheckpointError(Refusal):
     """A file that is not a checkpoint this program can load; the message says why and what to do."""
 
 
@@ -273,13 +274,15 @@ def check_config(path: str | os.PathLike, meta: dict[str, Any]) -> LQVAEConfig |
         raise CheckpointError(f"{path}: its config cannot build a {meta['kind']} ({exc}); {FIX}") from None
 
 
-def build_model(kind: str, config: dict[str, Any], *, with_h: bool = False) -> nn.Module:
+def build_model(kind: str, config: dict[str, Any], *, training_parts: bool = False) -> nn.Module:
+    """The model of a checkpoint's kind and config; ``training_parts`` adds what only training needs (h of an
+    LQ-VAE, the critic of a Defense-GAN)."""
     if kind == "lqvae":
-        return LQVAE(LQVAEConfig.from_dict(config), with_h=with_h)
+        return LQVAE(LQVAEConfig.from_dict(config), training_parts=training_parts)
     if kind == "classifier":
         return Classifier(ClassifierConfig.from_dict(config))
     if kind == "defensegan":
-        return DefenseGAN(DefenseGANConfig.from_dict(config), with_critic=with_h)
+        return DefenseGAN(DefenseGANConfig.from_dict(config), training_parts=training_parts)
     raise CheckpointError(f"unknown checkpoint kind {kind!r}; expected one of {KINDS}")
 
 
@@ -289,7 +292,7 @@ def _expected_tensors(path: Path, meta: dict[str, Any]) -> dict[str, tuple[int, 
     check_config(path, meta)
     try:
         with torch.device("meta"):
-            model = build_model(meta["kind"], meta["config"], with_h=True)
+            model = build_model(meta["kind"], meta["config"], training_parts=True)
     except (TypeError, ValueError, RuntimeError) as exc:  # e.g. images too small for the convolutions
         raise CheckpointError(f"{path}: its config cannot build a {meta['kind']} ({exc}); {FIX}") from None
     state = model.state_dict()
@@ -325,10 +328,10 @@ def _check_header(path: Path, fh: Any, kind: str, expected: dict[str, tuple[int,
 
 
 def load_checkpoint(path: str | os.PathLike, *, kind: str | None = None, device: torch.device | str = "cpu",
-                    with_h: bool = False) -> Checkpoint:
+                    training_parts: bool = False) -> Checkpoint:
     """Load, verify and return a model in eval mode (float32) from a safetensors checkpoint.
 
-    ``with_h`` also builds the training-only part (h of an LQ-VAE, the critic of a Defense-GAN),
+    ``training_parts`` also builds the training-only part (h of an LQ-VAE, the critic of a Defense-GAN),
     loaded when the file has it (a training state does), else h starts as a copy of g. Everything is
     checked before the real model is built (see the module docstring), so a hostile file costs
     milliseconds and a ``CheckpointError``, never a giant allocation or NaN weights."""
@@ -342,7 +345,7 @@ def load_checkpoint(path: str | os.PathLike, *, kind: str | None = None, device:
     try:
         with safe_open(str(path), framework="pt") as fh:
             names = _check_header(path, fh, meta["kind"], expected)
-            for name in sorted(names if with_h else {n for n in names if not n.startswith(prefix)}):
+            for name in sorted(names if training_parts else {n for n in names if not n.startswith(prefix)}):
                 t = fh.get_tensor(name).float()
                 # the sum is NaN/inf when any element is, and ~5x faster than isfinite; count only on suspicion
                 if not bool(t.sum().isfinite()) and (bad := int(t.numel() - torch.isfinite(t).sum())):
@@ -352,9 +355,9 @@ def load_checkpoint(path: str | os.PathLike, *, kind: str | None = None, device:
     except SafetensorError as exc:
         raise CheckpointError(f"{path}: damaged tensor data ({exc}); {FIX}") from None
     has_h = any(n.startswith(prefix) for n in names)
-    model = build_model(meta["kind"], meta["config"], with_h=with_h)  # the config passed on the meta device
-    model.load_state_dict(state, strict=not (with_h and not has_h))
-    if with_h and not has_h and isinstance(model, LQVAE) and model.h is not None:
+    model = build_model(meta["kind"], meta["config"], training_parts=training_parts)  # the config passed on the meta device
+    model.load_state_dict(state, strict=not (training_parts and not has_h))
+    if training_parts and not has_h and isinstance(model, LQVAE) and model.h is not None:
         model.h.load_state_dict(model.g.state_dict())  # type: ignore[union-attr]
     model.to(device).eval()
     return Checkpoint(model, meta["kind"], model.cfg, meta, path)  # type: ignore[attr-defined]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lqvae.io.data import DATASETS, load_split
+from lqvae.io.data import load_split
 
 OUT = Path(__file__).resolve().parents[2] / "resources" / "samples"
 

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from lqvae.core.device import resolve_device
+from lqvae.spec.errors import Refusal
 
 MAX_SAMPLES = 256  # stochastic draws per image (analyze's n_samples, AttackSpec.eot_samples)
 MAX_STEPS = 100_000  # AttackSpec.steps
@@ -29,7 +30,7 @@ MAX_RESTARTS = 100  # AttackSpec.restarts
 ImageShape = tuple[int, int, int]
 
 
-class InputError(ValueError):
+class InputError(Refusal):
     """An argument a caller passed to the engine is invalid; the message says which and what is expected."""
 
 
@@ -281,4 +282,4 @@ def _bound(v: int | None) -> str:
 
 
 __all__ = ["InputError", "MAX_SAMPLES", "MAX_STEPS", "MAX_RESTARTS", "integer", "real", "choice", "label", "device",
-           "model_image_shape", "declared_classes", "probe_classes", "image", "images", "labels", "attack_setup"]
+           "model_image_shape", "declared_classes", "probe_classes", "image", "images", "labels", "roles", "logits"]

@@ -1,4 +1,4 @@
-"""The paper's numbers (Saha et al., AAAI 2020), written once (torch-free).
+"""The paper's numbers (Kyatham, Mishra, Yadav, Mishra and AP, AAAI 2020), written once (torch-free).
 
 Accuracies in percent, as printed in the paper's Tables 1, 2, 4, 5 and 7. Both readers take them from
 here: the evaluation's table reproductions (:mod:`lqvae.evaluate.tables`, "ours (paper)") and the app's

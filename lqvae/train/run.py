@@ -1,9 +1,9 @@
-"""Training as a library: the jobs (LQ-VAE, classifier, Defense-GAN) and the resumable loop that runs them.
+"""Training as a library: the resumable loop that runs a job (:mod:`lqvae.train.jobs`: LQ-VAE, classifier,
+Defense-GAN).
 
 :func:`train` is what ``python -m lqvae.train lqvae|classifier|defensegan ...`` (:mod:`lqvae.cli.train`)
-calls with its parsed arguments. ``lqvae --quantizer none`` trains the VAE ablation;
-``classifier --adv madry|advtr --init CKPT`` fine-tunes a classifier adversarially (the Madry and Adv Tr
-baselines); ``defensegan`` trains the WGAN-GP generator of the Defense-GAN baseline.
+calls with its parsed arguments: it loads the data, builds the job ``args.what`` names (the factories are
+looked up in this module, so a test can wrap them) and calls :func:`run`.
 
 Each epoch prints one JSON line of metrics (also appended to ``<out>/<name>.log.jsonl``) and writes
 the shipped checkpoint ``<out>/<name>.safetensors`` plus ``<out>/<name>.train-state.safetensors``
@@ -22,50 +22,30 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import dataclasses
 import json
 import math
 import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import torch
-import torch.nn.functional as F
 from safetensors import SafetensorError, safe_open
 from tqdm import tqdm
 
-from lqvae.train.adv_inputs import AdvInputs, pgd_linf, quick_robustness, training_inputs
-from lqvae.io.checkpoint import (CheckpointError, load_checkpoint, load_train_state, remove_stale_temporaries,
-                              save_checkpoint, save_train_state)
-from lqvae.core.config import ClassifierConfig, DefenseGANConfig, LQVAEConfig
-from lqvae.io.data import load_split
 from lqvae.core.device import resolve_device
-from lqvae.core.diagnostics import lqvae_report, predict
-from lqvae.core.losses import algorithm1_losses
-from lqvae.core.models import LQVAE, Classifier
-from lqvae.spec.defenses import HARDENINGS
+from lqvae.io.checkpoint import (CheckpointError, load_train_state, remove_stale_temporaries, save_checkpoint,
+                                 save_train_state)
+from lqvae.io.data import load_split
+from lqvae.train.jobs import ADV_MODES, Args, Job, classifier_job, defensegan_job, lqvae_job
 
-Args = Any  # the command's parsed arguments (see the module doc)
 STATE_EVERY_S = 300.0
 # Arguments a resumed run may change: where and how it runs, how long, what it reports. Every other argument
 # shapes the training trajectory, so a state written under a different value belongs to a different run.
 RESUME_MAY_DIFFER = frozenset({"epochs", "out", "resume", "device", "threads", "quiet", "data_dir", "test_limit",
                                "eval_classifier"})
-
-
-@dataclass
-class Job:
-    name: str
-    model: torch.nn.Module
-    optimizer: torch.optim.Optimizer
-    step: Callable[[torch.Tensor, torch.Tensor, int], dict[str, float]]
-    evaluate: Callable[[], dict[str, Any]]
-    kind: str
-    base_lr: float = 1e-3
 
 
 class Interrupted(Exception):
@@ -323,168 +303,6 @@ def _epochs(job: Job, args: Args, train: tuple[torch.Tensor, torch.Tensor], devi
     return metrics
 
 
-def lqvae_job(args: Args, test: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> Job:
-    overrides = {f.name: getattr(args, f.name) for f in fields(LQVAEConfig)
-                 if getattr(args, f.name, None) is not None and f.name not in ("image_shape", "arch", "betas")}
-    init = load_checkpoint(args.init, kind="lqvae") if getattr(args, "init", None) else None
-    # fine-tuning keeps the checkpoint's architecture and recipe; flags given here (e.g. --input-noise) override it
-    cfg = dataclasses.replace(init.model.cfg, **overrides) if init else LQVAEConfig.mnist(**overrides)
-    model = LQVAE(cfg, with_h=True)
-    if init is not None:  # a shipped LQ-VAE has no h_psi: h starts as a copy of g, as in Algorithm 1, line 1
-        model.encoder.load_state_dict(init.model.encoder.state_dict())
-        model.g.load_state_dict(init.model.g.state_dict())
-        model.h.load_state_dict(model.g.state_dict())  # type: ignore[union-attr]
-    groups = [{"params": model.encoder.parameters(), "name": "f_theta"},
-              {"params": model.g.parameters(), "name": "g_phi"},
-              {"params": model.h.parameters(), "name": "h_psi"}]  # type: ignore[union-attr]
-    opt = torch.optim.Adam(groups, lr=cfg.lr, betas=cfg.betas)
-    classifier = load_checkpoint(args.eval_classifier, kind="classifier", device=device).model \
-        if args.eval_classifier else None
-    adv = AdvInputs.parse(args.adv_inputs, eps=args.adv_eps, steps=args.adv_steps, input_noise=cfg.input_noise)
-    attacked = None
-    if adv.sources:  # the classifier the training attacks aim at (frozen, eval mode)
-        if not args.adv_classifier:
-            raise ValueError(f"--adv-inputs {args.adv_inputs} needs --adv-classifier CKPT (the classifier to attack)")
-        attacked = load_checkpoint(args.adv_classifier, kind="classifier", device=device).model.eval()
-        attacked.requires_grad_(False)
-
-    def step(x: torch.Tensor, y: torch.Tensor, global_step: int) -> dict[str, float]:
-        x_in, perturbed = None, None
-        if adv.sources or adv.input_noise > 0:  # targets stay clean
-            x_in, perturbed = training_inputs(adv, model, attacked, x, y)
-        losses = algorithm1_losses(model, x, step=global_step, x_in=x_in, perturbed=perturbed)
-        opt.zero_grad(set_to_none=True)
-        losses.total.backward()
-        opt.step()
-        logs = {"L_f": float(losses.L_f.detach()), "L_g": float(losses.L_g.detach()), "L_h": float(losses.L_h.detach()),
-                "kl": float(losses.kl_raw.detach()), "penalty": float(losses.penalty.detach()),
-                "grad_norm": float(losses.grad_norm.detach())}
-        if cfg.code_weight > 0:
-            logs["code"] = float(losses.code.detach())
-        if cfg.margin_weight > 0:
-            logs["margin"] = float(losses.margin.detach())
-        return logs
-
-    def evaluate() -> dict[str, Any]:
-        x_test, y_test = test
-        report = lqvae_report(model, x_test, lipschitz_n=500)
-        report["lipschitz_target"] = cfg.lipschitz_target
-        if classifier is not None:
-            pur = predict(torch.nn.Sequential(model, classifier), x_test)
-            report["purified_accuracy"] = float((pur == y_test).float().mean() * 100)
-            xs, ys = x_test[:500].to(device), y_test[:500].to(device)
-            report.update(quick_robustness(model, classifier.eval(), xs, ys, eps=args.adv_eps))
-        return report
-
-    return Job("lqvae" if cfg.quantizer == "binary" else "vae", model, opt, step, evaluate, "lqvae", cfg.lr)
-
-
-ADV_MODES = ("none", *HARDENINGS)  # classifier_job's --adv
-
-
-def adversarial_batch(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, args: Args,
-                      global_step: int) -> torch.Tensor:
-    """The training inputs of ``--adv``: Madry = PGD examples only; advtr = half clean, half FGSM.
-
-    The attack's epsilon ramps linearly from 0 to ``--adv-eps`` over ``--eps-warmup-steps`` (large-eps
-    PGD training from a clean model can otherwise stall at chance). Attacks see the model in eval mode.
-    """
-    eps = args.adv_eps * min(1.0, (global_step + 1) / args.eps_warmup_steps) if args.eps_warmup_steps > 0 \
-        else args.adv_eps
-    model.eval()
-    if args.adv == "madry":
-        out = pgd_linf(model, x, y, eps=eps, steps=args.pgd_steps, step_size=args.pgd_step_size * eps / args.adv_eps)
-    else:
-        half = x.shape[0] // 2
-        out = torch.cat([x[:half], pgd_linf(model, x[half:], y[half:], eps=eps, steps=1, step_size=eps,
-                                            random_start=False)])
-    model.train()
-    return out
-
-
-def classifier_job(args: Args, test: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> Job:
-    cfg = ClassifierConfig(arch=args.arch)
-    model = Classifier(cfg)
-    if args.init:
-        init = load_checkpoint(args.init, kind="classifier")
-        if init.model.cfg.arch != args.arch:
-            raise CheckpointError(f"--init {args.init} is classifier {init.model.cfg.arch}, not {args.arch}; pass "
-                                  f"--arch {init.model.cfg.arch} or a classifier {args.arch} checkpoint")
-        model.load_state_dict(init.model.state_dict())
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr or cfg.lr)
-    adv = getattr(args, "adv", "none")
-
-    def step(x: torch.Tensor, y: torch.Tensor, global_step: int) -> dict[str, float]:
-        if adv != "none":
-            x = adversarial_batch(model, x, y, args, global_step)
-        logits = model(x)
-        loss = F.cross_entropy(logits, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return {"loss": float(loss.detach()), "train_accuracy": float((logits.argmax(1) == y).float().mean() * 100)}
-
-    def evaluate() -> dict[str, Any]:
-        x_test, y_test = test
-        out = {"test_accuracy": float((predict(model, x_test) == y_test).float().mean() * 100)}
-        if adv != "none":  # PGD-20 at the full epsilon on the first 1,000 test images
-            xs, ys = x_test[:1000].to(device), y_test[:1000].to(device)
-            robust = torch.cat([pgd_linf(model, xs[i:i + 250], ys[i:i + 250], eps=args.adv_eps, steps=20,
-                                         step_size=args.adv_eps / 8) for i in range(0, len(xs), 250)])
-            out["pgd20_accuracy_1000"] = float((predict(model, robust) == ys.cpu()).float().mean() * 100)
-        return out
-
-    name = f"classifier_{args.arch}" + ("" if adv == "none" else f"_{adv}")
-    return Job(name, model, opt, step, evaluate, "classifier", args.lr or cfg.lr)
-
-
-def defensegan_job(args: Args, test: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> Job:
-    """WGAN-GP (Gulrajani et al.): every batch trains the critic, every ``critic_iters``-th also G."""
-    from lqvae.core.defensegan import DefenseGAN, gradient_penalty
-
-    cfg = DefenseGANConfig()
-    model = DefenseGAN(cfg, with_critic=True)
-    critic, gen = model.critic, model.generator
-    assert critic is not None
-    opt = torch.optim.Adam([{"params": gen.parameters(), "name": "G"}, {"params": critic.parameters(), "name": "D"}],
-                           lr=cfg.lr, betas=cfg.betas)
-    classifier = load_checkpoint(args.eval_classifier, kind="classifier", device=device).model \
-        if args.eval_classifier else None
-
-    def step(x: torch.Tensor, _y: torch.Tensor, global_step: int) -> dict[str, float]:
-        z = torch.randn(x.shape[0], cfg.latent_dim, device=x.device)
-        with torch.no_grad():
-            fake = gen(z)
-        wdist = critic(x).mean() - critic(fake).mean()
-        gp = gradient_penalty(critic, x, fake)
-        opt.zero_grad(set_to_none=True)
-        (-wdist + cfg.gp_weight * gp).backward()
-        opt.step()  # G has no gradient here, so Adam leaves it alone
-        logs = {"wasserstein": float(wdist.detach()), "gp": float(gp.detach())}
-        if (global_step + 1) % cfg.critic_iters == 0:
-            opt.zero_grad(set_to_none=True)
-            g_loss = -critic(gen(torch.randn(x.shape[0], cfg.latent_dim, device=x.device))).mean()
-            g_loss.backward()
-            for p in critic.parameters():
-                p.grad = None  # the generator step moves G only
-            opt.step()
-        return logs
-
-    def evaluate() -> dict[str, Any]:
-        x_test, y_test = test[0][:200].to(device), test[1][:200]
-        model.search_steps, model.restarts = DefenseGAN.LIVE
-        try:  # restored even when a signal cuts the evaluation short
-            res = model.search(x_test)
-        finally:
-            model.search_steps, model.restarts = cfg.search_steps, cfg.restarts
-        out = {"search_mse_live_200": float(res.error.mean())}
-        if classifier is not None:
-            out["purified_accuracy_live_200"] = float((predict(classifier, res.image) == y_test).float().mean() * 100)
-        return out
-
-    return Job("defensegan", model, opt, step, evaluate, "defensegan", cfg.lr)
-
-
 def train(args: Args, command: str = "python -m lqvae.train") -> dict:
     """Load the data, build the job ``args.what`` names and run it (:func:`run`); the last epoch's metrics.
 
@@ -507,3 +325,6 @@ def train(args: Args, command: str = "python -m lqvae.train") -> dict:
     job = make(args, test, device)
     return run(job, args, train_set, device, command)
 
+
+__all__ = ["ADV_MODES", "Interrupted", "Job", "ResumeMismatch", "StopRequest", "classifier_job", "defensegan_job",
+           "job_identity", "lqvae_job", "run", "train"]

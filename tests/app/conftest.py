@@ -13,7 +13,7 @@ os.environ["LQVAE_THREADS"] = "1"
 
 import pytest  # noqa: E402
 
-from tests.app.helpers import make_env  # noqa: E402
+from tests.app.helpers import make_env, open_window  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -40,17 +40,7 @@ def model_cache(app_env):
 @pytest.fixture
 def window(qtbot, app_env, model_cache):
     """A started main window whose models have loaded and whose first analysis has been drawn."""
-    from app.engine.controller import Controller
-    from app.main_window import MainWindow
-    from app.state.app_state import AppState
-
-    state = AppState()
-    win = MainWindow(state, Controller(state, cache=model_cache))
-    qtbot.addWidget(win)
-    win.show()
-    win.start()
-    qtbot.waitUntil(lambda: win.controller.models_ready and win.state.result is not None, timeout=60_000)
-    qtbot.waitUntil(win.controller.settled, timeout=30_000)
+    win = open_window(qtbot, model_cache)
     yield win
     win.controller.shutdown()
 

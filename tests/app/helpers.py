@@ -4,10 +4,8 @@ a user might drop that are not images."""
 from __future__ import annotations
 
 import os
-import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +44,7 @@ def make_env(root: Path) -> dict[str, str]:
     for arch in "ABC":
         save_checkpoint(ckpt / f"classifier_{arch}.safetensors", Classifier(ClassifierConfig(arch=arch)),
                         kind="classifier", dataset="mnist")
-    lq = LQVAE(LQVAEConfig.mnist(mu_init_std=0.05), with_h=False)
+    lq = LQVAE(LQVAEConfig.mnist(mu_init_std=0.05), training_parts=False)
     save_checkpoint(ckpt / "lqvae.safetensors", lq, kind="lqvae", dataset="mnist", dtype=torch.float16)
     samples = root / "samples"
     samples.mkdir(exist_ok=True)
@@ -56,6 +54,25 @@ def make_env(root: Path) -> dict[str, str]:
     results.mkdir(exist_ok=True)
     return {"LQVAE_CHECKPOINTS": str(root / "checkpoints"), "LQVAE_SAMPLES": str(samples),
             "LQVAE_RESULTS": str(results), "LQVAE_THREADS": "1"}
+
+
+def open_window(qtbot, model_cache=None):
+    """A shown, started main window whose models have loaded and whose first analysis has been drawn.
+
+    ``model_cache`` shares loaded models between windows (loading is not what most tests test); None loads
+    them afresh from the current ``LQVAE_CHECKPOINTS``."""
+    from app.engine.controller import Controller
+    from app.main_window import MainWindow
+    from app.state.app_state import AppState
+
+    state = AppState()
+    win = MainWindow(state, Controller(state, cache=model_cache))
+    qtbot.addWidget(win)
+    win.show()
+    win.start()
+    qtbot.waitUntil(lambda: win.controller.models_ready and win.state.result is not None, timeout=60_000)
+    wait_settled(qtbot, win)
+    return win
 
 
 def wait_settled(qtbot, win, timeout: int = 30_000) -> None:

@@ -1,5 +1,12 @@
-"""The split STYLE.md asks for, checked on the source: state and workers hold no widgets, the GUI
-modules do not import torch at import time, and the main window stays an assembler."""
+"""The split the style guide asks for, checked on the source: state, engine door and input hold no widgets,
+the GUI modules do not import torch at import time, the main window stays an assembler, and every
+sub-package says what it holds.
+
+The style guide is ``STYLE.md`` in the shared folder beside the repository (``../shared/STYLE.md``), not a
+file of the repository. The import rules themselves are import-linter contracts in ``pyproject.toml``
+(``tests/test_contract.py``); ``PySide6.QtWidgets`` is checked here because import-linter sees an external
+package only as a whole, and the state and the engine door need ``PySide6.QtCore`` for ``QObject`` and signals.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +15,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-APP = Path(__file__).resolve().parents[2] / "app"
+ROOT = Path(__file__).resolve().parents[2]
+APP = ROOT / "app"
 NO_WIDGETS = ("state", "engine", "input")  # sub-packages that hold no widgets
+WIDGETS = ("panels", "render")  # the only sub-packages that draw
 
 
 def top_level_imports(path: Path) -> set[str]:
@@ -48,3 +57,16 @@ def test_main_window_is_an_assembler():
     assert len(text.splitlines()) < 350
     imports = top_level_imports(APP / "main_window.py")
     assert not any(m.split(".")[0] in ("torch", "lqvae") or m == "app.engine.adapter" for m in imports)
+
+
+def test_the_app_is_the_sub_packages_of_the_layout():
+    packages = {p.parent.name for p in APP.glob("*/__init__.py")}
+    assert packages == set(NO_WIDGETS) | set(WIDGETS), "a new app sub-package: give it a side above and a README row"
+
+
+def test_every_sub_package_says_what_it_holds_and_the_readme_lists_it():
+    readme = (ROOT / "README.md").read_text()
+    for init in sorted([*APP.glob("*/__init__.py"), *(ROOT / "lqvae").glob("*/__init__.py")]):
+        folder = init.parent.relative_to(ROOT).as_posix()
+        assert ast.get_docstring(ast.parse(init.read_text())), f"{folder}/__init__.py has no docstring"
+        assert f"| `{folder}/` |" in readme, f"README.md's Layout table has no row for {folder}/"

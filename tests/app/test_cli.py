@@ -6,12 +6,11 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
-from tests.app.helpers import ROOT, child_env, png_pixels, run_main
+from tests.app.helpers import child_env, png_pixels, run_main
 
 
 @pytest.mark.slow  # a fresh process imports torch: ~10 s on an idle machine

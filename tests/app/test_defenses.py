@@ -9,10 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.app.helpers import ROOT, SHIPPED, wait_settled
+from tests.app.helpers import open_window, ROOT, SHIPPED, wait_settled
 from PySide6.QtCore import Qt
 
-from app.state.app_state import AnalysisRequest, AppState, AttackSettings, DefenseSettings, EngineInfo, InputImage, ModelSettings
+from app.state.app_state import AppState
+from app.state.settings import (AnalysisRequest, AttackSettings, DefenseSettings, EngineInfo, EvaluationRequest,
+                                InputImage, ModelSettings)
 
 MADRY, ADVTR = "Madry adversarial training", "FGSM adversarial training (Adv Tr)"
 
@@ -138,7 +140,7 @@ ADV_LABEL = "LQ-VAE adversarially fine-tuned"
 
 
 def test_purifiers_are_ordered_paper_then_ours_then_baselines():
-    from app.state.app_state import purifier_order
+    from app.state.settings import purifier_order
 
     names = ["defensegan", "lqvae", "lqvae_adv", "lqvae_robust", "my_purifier", "vae"]
     assert purifier_order(names) == ["lqvae", "lqvae_robust", "lqvae_adv", "vae", "defensegan", "my_purifier"]
@@ -206,7 +208,7 @@ def test_search_setting_maps_onto_the_purifier_the_adapter_uses(shipped):
     from lqvae.core.defensegan import DefenseGAN
 
     from app.engine import adapter as engine_adapter
-    from app.state.app_state import DEFENSEGAN_SEARCH
+    from app.state.settings import DEFENSEGAN_SEARCH
 
     assert DEFENSEGAN_SEARCH["live"] == DefenseGAN.LIVE
     assert DEFENSEGAN_SEARCH["paper"] == (DefenseGANConfig().search_steps, DefenseGANConfig().restarts)
@@ -267,14 +269,17 @@ def test_evaluation_uses_the_search_setting_and_the_hardened_classifier(shipped,
 
     monkeypatch.setattr(engine_adapter, "_engine", dataclasses.replace(eng, evaluate_batch=spy))
     split = load_samples("mnist", ROOT / "resources" / "samples")
-    config = {"dataset": "mnist", "classifier": "A", "purifier": "defensegan", "defense": "defensegan",
-              "search": "live", "device": "cpu", "attacks": ["fgsm"], "eps": [0.3], "threat": "whitebox",
-              "n": 10, "images": split.images, "labels": split.labels}
-    (row,) = engine_adapter.evaluate(config)
+    request = EvaluationRequest(n=10, attacks=("fgsm",), eps=(0.3,)).with_models(
+        ModelSettings("mnist", "A", "cpu"), DefenseSettings("defensegan", search="live"), "B", split.images,
+        split.labels)
+    (row,) = engine_adapter.evaluate(request)
     assert seen == [(50, 2)] and row["defense"] == "defensegan" and row["search"] == "live"
     assert row["purified_clean_accuracy"] is not None and row["n"] == 10
-    (row,) = engine_adapter.evaluate(dict(config, classifier="A_madry", purifier=None, defense="madry"))
-    assert seen[-1] == (None, None) and row["defense"] == "madry" and row["purified_attacked_accuracy"] is None
+    assert row["defended_accuracy"] is not None and row["undefended_accuracy"] is not None
+    madry = dataclasses.replace(request, models=ModelSettings("mnist", "A_madry", "cpu"),
+                                defense=DefenseSettings(None))
+    (row,) = engine_adapter.evaluate(madry)
+    assert seen[-1] == (None, None) and row["defense"] == "madry" and row["defended_accuracy"] is None
 
 
 def test_evaluate_tab_names_the_classifier_side_defense(qtbot):
@@ -282,12 +287,12 @@ def test_evaluate_tab_names_the_classifier_side_defense(qtbot):
 
     tab = EvaluateTab(AppState())
     qtbot.addWidget(tab)
-    row = {"attack": "fgsm", "eps": 0.3, "n": 10, "clean_accuracy": 90.0, "attacked_accuracy": 60.0,
-           "purified_clean_accuracy": None, "purified_attacked_accuracy": None, "defense": "madry", "search": None}
+    row = {"attack": "fgsm", "eps": 0.3, "n": 10, "clean_accuracy": 90.0, "undefended_accuracy": 60.0,
+           "purified_clean_accuracy": None, "defended_accuracy": None, "defense": "madry", "search": None}
     tab.show_rows([row])
     assert tab.table.horizontalHeaderItem(4).text() == "Madry\nclassifier %"
     assert "Madry adversarial training (the hardened classifier alone)" in tab.note.text()
-    tab.show_rows([dict(row, defense="defensegan", search="paper", purified_attacked_accuracy=70.0)])
+    tab.show_rows([dict(row, defense="defensegan", search="paper", defended_accuracy=70.0)])
     assert tab.table.horizontalHeaderItem(4).text() == "No defense\n%"
     assert "Defense-GAN (paper search: L = 200, R = 10)" in tab.note.text()
 
@@ -307,7 +312,7 @@ def tiny_defenses(root: Path, source: Path) -> None:
     torch.manual_seed(1)
     save_checkpoint(folder / "defensegan.safetensors", DefenseGAN(DefenseGANConfig(dim=8)), kind="defensegan",
                     dataset="mnist")
-    save_checkpoint(folder / "vae.safetensors", LQVAE(LQVAEConfig.mnist(quantizer="none"), with_h=False),
+    save_checkpoint(folder / "vae.safetensors", LQVAE(LQVAEConfig.mnist(quantizer="none"), training_parts=False),
                     kind="lqvae", dataset="mnist")
     save_checkpoint(folder / "classifier_A_madry.safetensors", Classifier(ClassifierConfig(arch="A")),
                     kind="classifier", dataset="mnist", epochs=1,
@@ -317,22 +322,15 @@ def tiny_defenses(root: Path, source: Path) -> None:
 
 @pytest.fixture
 def window(qtbot, tmp_path, monkeypatch, app_env):
-    from app.main_window import MainWindow
-
     tiny_defenses(tmp_path / "ckpt", Path(app_env["LQVAE_CHECKPOINTS"]))
     monkeypatch.setenv("LQVAE_CHECKPOINTS", str(tmp_path / "ckpt"))
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.show()
-    win.start()
-    qtbot.waitUntil(lambda: win.controller.models_ready and win.state.result is not None, timeout=60_000)
-    wait_settled(qtbot, win)
+    win = open_window(qtbot)
     yield win
     win.controller.shutdown()
 
 
 def test_window_defensegan_paper_search_runs_on_demand_then_madry(qtbot, window, monkeypatch):
-    from app.state import app_state as state_module
+    from app.state import settings as state_module
 
     s, panel = window.state, window.defense
     assert s.engine.purifier_kinds == {"defensegan": "defensegan", "lqvae": "lqvae", "vae": "vae"}

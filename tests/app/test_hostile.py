@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.app.helpers import child_env, run_main, wait_settled
+from tests.app.helpers import open_window, child_env, run_main, wait_settled
 
 MARKUP_NAME = "<h1>BIG<a href='javascript:alert(1)'>x:y.png"
 
@@ -46,8 +46,8 @@ def test_a_refused_file_names_it_as_plain_text(qtbot, window, tmp_path):
 
 def test_the_newest_file_request_wins_whatever_finishes_first(qtbot, window, tmp_path, monkeypatch):
     """A slow decode (a large image) started first must not replace a fast one requested after it."""
-    import app.engine.controller as controller
-    from app.input.image_io import load_image
+    import app.engine.adapter as adapter
+    from app.input.sandbox import load_image
 
     slow, fast = _digit_png(tmp_path / "slow.png"), _digit_png(tmp_path / "fast.png", 84)
 
@@ -56,7 +56,7 @@ def test_the_newest_file_request_wins_whatever_finishes_first(qtbot, window, tmp
             time.sleep(0.6)
         return load_image(path)
 
-    monkeypatch.setattr(controller, "load_image", delayed)
+    monkeypatch.setattr(adapter, "load_image", delayed)
     loaded: list[str] = []
     window.state.fileLoaded.connect(lambda li: loaded.append(Path(li.path).name))
     window.state.request_open(str(slow))
@@ -70,8 +70,9 @@ def test_the_newest_file_request_wins_whatever_finishes_first(qtbot, window, tmp
 
 
 def test_an_older_failure_does_not_report_over_a_newer_success(qtbot, window, tmp_path, monkeypatch):
-    import app.engine.controller as controller
-    from app.input.image_io import ImageLoadError, load_image
+    import app.engine.adapter as adapter
+    from app.input.image_io import ImageLoadError
+    from app.input.sandbox import load_image
 
     good = _digit_png(tmp_path / "good.png")
 
@@ -81,7 +82,7 @@ def test_an_older_failure_does_not_report_over_a_newer_success(qtbot, window, tm
             raise ImageLoadError("broken.png: damaged")
         return load_image(path)
 
-    monkeypatch.setattr(controller, "load_image", delayed)
+    monkeypatch.setattr(adapter, "load_image", delayed)
     failed: list[str] = []
     window.state.fileFailed.connect(failed.append)
     window.state.request_open(str(tmp_path / "broken.png"))
@@ -109,15 +110,8 @@ def _hostile_folder(tmp_path: Path, app_env) -> Path:
 
 
 def test_bad_checkpoints_are_listed_as_refused_and_the_rest_works(qtbot, tmp_path, monkeypatch, app_env):
-    from app.main_window import MainWindow
-
     monkeypatch.setenv("LQVAE_CHECKPOINTS", str(_hostile_folder(tmp_path, app_env)))
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.show()
-    win.start()
-    qtbot.waitUntil(lambda: win.controller.models_ready and win.state.result is not None, timeout=60_000)
-    wait_settled(qtbot, win)
+    win = open_window(qtbot)
     status = win.models.status.text()
     for name in ("classifier_D.safetensors", "&lt;i&gt;evil&lt;b&gt;.safetensors", "pickled.safetensors"):
         assert name in status, status
@@ -170,11 +164,62 @@ def test_a_file_named_like_a_sample_is_not_taken_for_one(qtbot, window, tmp_path
 
 def test_a_failed_job_names_an_unexpected_error_by_its_type():
     from app.engine.workers import user_message
+    from app.input.image_io import ImageLoadError
 
     assert user_message(KeyError("kind")) == "KeyError: 'kind'"
     assert user_message(AssertionError()) == "AssertionError"
-    assert user_message(ValueError("x.png: not an image")) == "x.png: not an image"
+    # a ValueError of numpy or torch is a bug, not our refusal: named by its type
+    assert user_message(ValueError("operands could not be broadcast")) == "ValueError: operands could not be broadcast"
+    assert user_message(ImageLoadError("x.png: not an image")) == "x.png: not an image"  # a Refusal: its sentence
     assert user_message(FileNotFoundError(2, "No such file", "x.png")).endswith("'x.png'")
+
+
+def test_refusals_and_cancellations_share_the_spec_types():
+    from lqvae.attacks.models import AttackCancelled
+    from lqvae.io.checkpoint import CheckpointError
+    from lqvae.io.validate import InputError
+    from lqvae.spec.errors import Cancelled, Refusal
+
+    from app.input.image_io import ImageLoadError
+
+    assert issubclass(AttackCancelled, Cancelled)
+    assert all(issubclass(cls, Refusal) and issubclass(cls, ValueError)
+               for cls in (InputError, CheckpointError, ImageLoadError))
+
+
+def run_job(job) -> list[str]:
+    """Run ``job`` on a Worker in this thread; what it reported: "cancelled", "finished" or the failure's text."""
+    from app.engine.workers import Worker
+
+    seen: list[str] = []
+    worker = Worker(job)
+    worker.signals.cancelled.connect(lambda: seen.append("cancelled"))
+    worker.signals.finished.connect(lambda result: seen.append("finished"))
+    worker.signals.failed.connect(lambda message, tb: seen.append(message))
+    worker.run()
+    return seen
+
+
+def test_a_worker_recognises_cancellation_by_type_not_by_name(qapp):
+    from lqvae.spec.errors import Cancelled, Refusal
+
+    class StoppedHalfway(Cancelled):  # any name: the type is what counts
+        pass
+
+    impostor = type("Cancelled", (RuntimeError,), {})  # the old name check's name, not the type: a bug
+
+    def raising(exc):
+        def job(*, should_stop, progress):  # every job takes both hooks, by keyword
+            assert not should_stop()
+            progress(0.5, "half way")
+            raise exc
+        return job
+
+    assert run_job(raising(StoppedHalfway("step 3"))) == ["cancelled"]
+    assert run_job(raising(impostor("oops"))) == ["Cancelled: oops"]
+    assert run_job(raising(Refusal("x.png: not an image; use PNG"))) == ["x.png: not an image; use PNG"]
+    assert run_job(raising(ValueError("bad shape"))) == ["ValueError: bad shape"]
+    assert run_job(lambda *, should_stop, progress: 42) == ["finished"]
 
 
 def test_a_target_equal_to_the_true_class_is_explained_not_run(qtbot, window):

@@ -12,13 +12,13 @@ import resource
 import struct
 import time
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from app.input.image_io import ImageLoadError, decode_image, load_image
+from app.input.image_io import ImageLoadError, decode_image
+from app.input.sandbox import load_image
 
 
 def _rss_mb() -> float:

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from tests.app.helpers import SHIPPED, broken_files, write_png_header  # noqa: F401
 
-from app.input.image_io import MAX_PIXELS, ImageLoadError, load_image
+from app.input.image_io import MAX_PIXELS, ImageLoadError
+from app.input.sandbox import load_image
 from app.input.preprocess import center_of_mass, ink_bbox, mnist_frame, to_model_input
 
 

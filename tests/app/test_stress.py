@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.app.helpers import open_window
+
 ACTIONS = 300
 MAX_STALL_S = 0.25
 # Refusals the engine and loaders raise on purpose, with a message for the user; anything else is a bug.
@@ -95,10 +97,6 @@ def test_random_user_actions_never_raise_or_stall(qtbot, tmp_path, monkeypatch, 
                                    QTabWidget)
 
     import app.engine.workers as workers
-    from app.engine.controller import Controller
-    from app.main_window import MainWindow
-    from app.state.app_state import AppState
-
     raised: list[str] = []
     monkeypatch.setattr(sys, "excepthook", lambda kind, value, tb: raised.append(f"{kind.__name__}: {value}"))
     unexpected: list[str] = []
@@ -117,12 +115,8 @@ def test_random_user_actions_never_raise_or_stall(qtbot, tmp_path, monkeypatch, 
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(tmp_path / "out.png"), "")))
 
     _both_datasets(tmp_path, app_env, monkeypatch)
-    state = AppState()
-    win = MainWindow(state, Controller(state, cache=model_cache))
-    qtbot.addWidget(win)
-    win.show()
-    win.start()
-    qtbot.waitUntil(lambda: win.controller.models_ready and state.result is not None, timeout=60_000)
+    win = open_window(qtbot, model_cache)
+    state = win.state
 
     started: list[object] = []
     finished: list[object] = []
@@ -236,17 +230,8 @@ def test_random_user_actions_never_raise_or_stall(qtbot, tmp_path, monkeypatch, 
 
 @pytest.mark.slow
 def test_closing_during_a_running_attack_exits_within_5_s(qtbot, app_env, model_cache):
-    from app.engine.controller import Controller
-    from app.main_window import MainWindow
-    from app.state.app_state import AppState
-
-    state = AppState()
-    win = MainWindow(state, Controller(state, cache=model_cache))
-    qtbot.addWidget(win)
-    win.show()
-    win.start()
-    qtbot.waitUntil(lambda: win.controller.models_ready and state.result is not None, timeout=60_000)
-    qtbot.waitUntil(win.controller.settled, timeout=30_000)
+    win = open_window(qtbot, model_cache)
+    state = win.state
     state.set_attack(attack="cw", threat="bpda", steps=5000)  # minutes of work if nobody stops it
     with qtbot.waitSignal(state.analysisStarted, timeout=10_000):
         state.request_run(False)

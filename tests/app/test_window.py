@@ -9,6 +9,7 @@ import pytest
 from tests.app.helpers import broken_files, wait_settled
 
 from app.input.preprocess import ink_bbox
+from app.state.settings import EvaluationRequest
 
 
 def test_window_boots_loads_models_and_shows_first_sample(window):
@@ -151,10 +152,19 @@ def test_history_click_restores_without_rerun(qtbot, window):
 def test_export_writes_png_and_json(qtbot, window, tmp_path):
     import json
 
+    from PySide6.QtGui import QImage
+
+    from app.state.settings import as_dict
+
+    s = window.state
     png, js = window.export_current(str(tmp_path / "out.png"))
-    assert png.stat().st_size > 1000
+    assert (png, js) == (tmp_path / "out.png", tmp_path / "out.json")
+    image = QImage(str(png))
+    assert not image.isNull() and image.size() == window.images.grab().size()  # the image row, decoded
     data = json.loads(js.read_text())
-    assert data["attack"]["attack"] == window.state.attack.attack and "hamming" in data
+    assert data["attack"] == as_dict(s.request.attack) and data["source"] == s.request.image.source
+    assert data["hamming"] == s.result.hamming and data["linf"] == pytest.approx(s.result.linf)
+    assert data["predictions"]["adversarial"]["class"] == int(np.argmax(s.result.probs_adversarial))
 
 
 def test_missing_checkpoints_are_reported_and_app_keeps_working(qtbot, tmp_path, monkeypatch, app_env):
@@ -250,15 +260,21 @@ def test_evaluate_tab_runs_a_batch_and_exports(qtbot, window, tmp_path):
     for name, box in tab.attack_boxes.items():
         box.setChecked(name == "fgsm")
     tab.eps.setText("0.1, 0.3")
+    asked: list[EvaluationRequest] = []
+    window.state.evaluateRequested.connect(asked.append)
     with qtbot.waitSignal(window.state.evaluationFinished, timeout=60_000) as blocker:
         tab.start()
+    assert asked == [EvaluationRequest(n=10, attacks=("fgsm",), eps=(0.1, 0.3))]  # typed, frozen: no loose dict
     rows = blocker.args[0]
     assert [r["eps"] for r in rows] == [0.1, 0.3] and all(r["n"] == 10 for r in rows)
     assert all(len(r["hamming"]) == 10 for r in rows)
+    assert all(r["defense"] == "lqvae" and r["defended_accuracy"] is not None for r in rows)  # the engine's keys
+    assert all(r["undefended_accuracy"] is not None for r in rows)
     assert tab.table.rowCount() == 2 and tab.table.item(1, 1).text() == "0.3"
     csv = tab.save_csv(str(tmp_path / "eval.csv"))
     lines = csv.read_text().splitlines()
     assert lines[0].startswith("attack,eps,n") and len(lines) == 3
+    assert "undefended_accuracy" in lines[0].split(",") and "defended_accuracy" in lines[0].split(",")
     assert tab.save_png(str(tmp_path / "eval.png")).stat().st_size > 1000
 
 

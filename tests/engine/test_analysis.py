@@ -31,7 +31,7 @@ BIT_KEYS = {"hamming_histogram", "share_below_6pct", "mean_flips"}
 def models():
     torch.manual_seed(0)
     clf = nn.Sequential(nn.Flatten(), nn.Linear(784, 10)).eval()
-    lq = LQVAE(LQVAEConfig.mnist(latent_dim=16), with_h=False).eval()
+    lq = LQVAE(LQVAEConfig.mnist(latent_dim=16), training_parts=False).eval()
     return clf, lq
 
 
@@ -146,7 +146,7 @@ def cli_env(tmp_path_factory):
     for arch in "AB":
         save_checkpoint(root / "mnist" / f"classifier_{arch}.safetensors", Classifier(ClassifierConfig(arch=arch)),
                         kind="classifier", dataset="mnist")
-    save_checkpoint(root / "mnist" / "lqvae.safetensors", LQVAE(LQVAEConfig.mnist(latent_dim=16), with_h=False),
+    save_checkpoint(root / "mnist" / "lqvae.safetensors", LQVAE(LQVAEConfig.mnist(latent_dim=16), training_parts=False),
                     kind="lqvae", dataset="mnist")
     data = tmp_path_factory.mktemp("data")
     rng = np.random.default_rng(0)

@@ -71,7 +71,7 @@ def tiny():
 @pytest.fixture(scope="module")
 def tiny_lqvae() -> LQVAE:
     torch.manual_seed(0)
-    return LQVAE(LQVAEConfig.mnist(latent_dim=16), with_h=False).eval()
+    return LQVAE(LQVAEConfig.mnist(latent_dim=16), training_parts=False).eval()
 
 
 def _acc(model: nn.Module, x: np.ndarray | torch.Tensor, y: torch.Tensor) -> float:
@@ -178,13 +178,66 @@ def test_bpda_attack_runs_end_to_end_and_restores_grad_mode(tiny, tiny_lqvae):
     assert all(p.requires_grad for p in tiny_lqvae.parameters())  # weights unfrozen again
 
 
-def test_bpda_eot_runs_and_rechecks_on_fresh_draws(tiny, tiny_lqvae):
+def test_bpda_eot_runs_end_to_end_and_restores_grad_mode(tiny, tiny_lqvae):
     clf, _, x, y = tiny
     spec = AttackSpec(attack="pgd", threat="bpda_eot", steps=3, eot_samples=2, restarts=2)
     res = run_attack(spec, x[:2], y[:2], classifier=clf, purifier=tiny_lqvae)
     assert res.adversarial.shape == (2, 1, 28, 28) and res.params["eot_samples"] == 2
     assert tiny_lqvae.quantizer.grad_mode == "none"
     assert attack_params(AttackSpec(attack="pgd", threat="bpda_eot", preset="paper"))["steps"] >= 100
+
+
+class _LuckyDraws(nn.Module):
+    """Stands in for ``StochasticPurifier``: every draw returns the image itself, except that one draw in four
+    (``torch.rand``, so every call draws anew) returns a white image, which fools ``_WhiteDetector``."""
+
+    def __init__(self, lqvae: LQVAE) -> None:
+        super().__init__()
+        self.lqvae = lqvae
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lucky = torch.rand(x.shape[0], device=x.device) < 0.25
+        return torch.where(lucky.view(-1, 1, 1, 1), torch.ones_like(x), x)
+
+
+class _WhiteDetector(nn.Module):
+    """Class 1 for a white image, class 0 otherwise; records (rows, rows called class 1) of every call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[int, int]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        white = x.flatten(1).mean(1) > 0.9
+        self.calls.append((len(x), int(white.sum())))
+        logits = torch.zeros(len(x), 10, device=x.device)
+        logits[:, 0], logits[:, 1] = 20.0 * (~white), 20.0 * white
+        return logits + 0.0 * x.flatten(1).sum(1, keepdim=True)  # a zero gradient, not a missing one
+
+
+def test_bpda_eot_success_is_judged_on_fresh_draws_not_the_attacks_own(tiny_lqvae, monkeypatch):
+    """The attack's own draws (one per call here) say "fooled" for about a quarter of the images; the
+    re-check on EOT_CHECK_SAMPLES fresh draws sees the expected prediction, which is still the true class."""
+    import lqvae.attacks.models as attacked
+    import lqvae.attacks.runners as runners
+    from lqvae.spec.attacks import EOT_CHECK_SAMPLES
+
+    monkeypatch.setattr(attacked, "StochasticPurifier", _LuckyDraws)
+    x, y = 0.2 * torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(0)), torch.zeros(16, dtype=torch.long)
+    spec = AttackSpec(attack="fgsm", threat="bpda_eot", eps=0.1, eot_samples=1)
+
+    detector = _WhiteDetector()
+    res = run_attack(spec, x, y, classifier=detector, purifier=tiny_lqvae)
+    *during_attack, (checked_rows, checked_fooled) = detector.calls
+    assert during_attack and all(rows == len(x) * spec.eot_samples for rows, _ in during_attack)
+    assert sum(fooled for _, fooled in during_attack) > 0  # the attack's own draws did see "success"
+    assert checked_rows == EOT_CHECK_SAMPLES * len(x)  # the verdict: 32 draws per image ...
+    assert 0 < checked_fooled < checked_rows // 2  # ... fresh ones: some lucky, most not
+    assert not res.success.any() and all(m.startswith("not adversarial") for m in res.messages)
+
+    monkeypatch.setattr(runners, "EOT_CHECK_SAMPLES", 1)  # judged on as few draws as the attack used ...
+    lucky = run_attack(spec, x, y, classifier=_WhiteDetector(), purifier=tiny_lqvae)
+    assert lucky.success.any()  # ... some images would pass as adversarial: the re-check is what stops them
 
 
 class _Poisoned(nn.Module):

@@ -21,7 +21,8 @@ from lqvae.core.diagnostics import predict
 from lqvae.core.losses import algorithm1_losses
 from lqvae.core.models import LQVAE
 from lqvae.core.quantize import IdentityQuantizer
-from lqvae.train.run import adversarial_batch, pgd_linf
+from lqvae.train.adv_inputs import pgd_linf
+from lqvae.train.jobs import adversarial_batch
 from tests.helpers import CHECKPOINTS, make_idx_folder
 
 # ----------------------------------------------------------------------------- VAE ablation
@@ -40,7 +41,7 @@ def test_identity_quantizer_passes_values_and_gradient_only_when_asked():
 
 def test_vae_decodes_the_continuous_code_and_trains_like_the_lqvae(batch):
     torch.manual_seed(0)
-    vae = LQVAE(LQVAEConfig.mnist(latent_dim=16, quantizer="none"), with_h=True)
+    vae = LQVAE(LQVAEConfig.mnist(latent_dim=16, quantizer="none"), training_parts=True)
     assert not vae.quantized and isinstance(vae.quantizer, IdentityQuantizer)
     vae.eval()
     with torch.no_grad():
@@ -107,7 +108,7 @@ def test_madry_training_cli_names_the_run_and_records_pgd_accuracy(tmp_path, cap
 @pytest.fixture(scope="module")
 def tiny_dg() -> DefenseGAN:
     torch.manual_seed(0)
-    return DefenseGAN(DefenseGANConfig(dim=8, critic_dim=8, search_steps=20, restarts=3), with_critic=True).eval()
+    return DefenseGAN(DefenseGANConfig(dim=8, critic_dim=8, search_steps=20, restarts=3), training_parts=True).eval()
 
 
 def test_latent_search_batches_restarts_and_keeps_the_best(tiny_dg, batch):

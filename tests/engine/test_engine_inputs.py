@@ -151,7 +151,7 @@ def test_models_of_different_shapes_are_refused(classifier_a, image):
     from lqvae.core.config import LQVAEConfig
     from lqvae.core.models import LQVAE
 
-    celeba = LQVAE(LQVAEConfig.celeba(latent_dim=4), with_h=False)
+    celeba = LQVAE(LQVAEConfig.celeba(latent_dim=4), training_parts=False)
     _refused("different image shapes", analyze, image, 1, classifier=_MustNotRun(classifier_a), purifier=celeba)
 
 

@@ -8,7 +8,7 @@ from lqvae.core.models import LQVAE
 def test_penalty_matches_finite_differences():
     torch.manual_seed(0)
     cfg = LQVAEConfig.mnist(latent_dim=4)
-    enc = LQVAE(cfg, with_h=False).encoder.double()
+    enc = LQVAE(cfg, training_parts=False).encoder.double()
     x = torch.rand(2, 1, 28, 28, dtype=torch.float64)
     _, norms, _, _ = gradient_penalty(enc, x, cfg, create_graph=False)
     # finite differences of s(x) = sum_j mu_j along the analytic gradient's direction recover its norm
@@ -25,7 +25,7 @@ def test_penalty_matches_finite_differences():
 def test_penalty_value_is_squared_distance_to_k():
     torch.manual_seed(0)
     cfg = LQVAEConfig.mnist(latent_dim=4, lipschitz_target=0.1)
-    enc = LQVAE(cfg, with_h=False).encoder
+    enc = LQVAE(cfg, training_parts=False).encoder
     pen, norms, _, _ = gradient_penalty(enc, torch.rand(3, 1, 28, 28), cfg)
     assert torch.allclose(pen, ((norms - 0.1) ** 2).mean())
     assert pen.requires_grad  # double backward: the penalty trains the encoder

@@ -15,7 +15,7 @@ def test_mnist_preset_shapes(lqvae_model, batch):
 
 
 def test_celeba_preset_is_built_to_table9():
-    model = LQVAE(LQVAEConfig.celeba(), with_h=False)
+    model = LQVAE(LQVAEConfig.celeba(), training_parts=False)
     x = torch.rand(2, 3, 64, 64)
     assert model.purify(x).image.shape == (2, 3, 64, 64)
     clf = Classifier(ClassifierConfig(arch="B", image_shape=(3, 64, 64), num_classes=2))

@@ -59,14 +59,14 @@ def test_margin_penalty_is_zero_away_from_eta_and_pushes_away_from_it():
 
 def test_algorithm1_adds_the_new_terms_to_the_encoder_loss_only(batch):
     torch.manual_seed(0)
-    model = LQVAE(LQVAEConfig.mnist(latent_dim=16, code_weight=2.0, margin_weight=3.0, margin=0.7), with_h=True)
+    model = LQVAE(LQVAEConfig.mnist(latent_dim=16, code_weight=2.0, margin_weight=3.0, margin=0.7), training_parts=True)
     x_in = (batch + 0.3 * torch.randn_like(batch)).clamp(0, 1)
     perturbed = torch.zeros(len(batch), dtype=torch.bool)
     perturbed[:4] = True
     torch.manual_seed(1)
     with_terms = algorithm1_losses(model, batch, x_in=x_in, perturbed=perturbed)
     assert with_terms.code > 0 and with_terms.margin > 0
-    plain = LQVAE(LQVAEConfig.mnist(latent_dim=16), with_h=True)
+    plain = LQVAE(LQVAEConfig.mnist(latent_dim=16), training_parts=True)
     plain.load_state_dict(model.state_dict())
     torch.manual_seed(1)
     without = algorithm1_losses(plain, batch, x_in=x_in, perturbed=perturbed)
@@ -91,7 +91,7 @@ def test_config_refuses_negative_weights():
 
 def test_training_inputs_layout_budget_and_mask(batch):
     torch.manual_seed(0)
-    model, clf = LQVAE(LQVAEConfig.mnist(latent_dim=16), with_h=True), _tiny_classifier()
+    model, clf = LQVAE(LQVAEConfig.mnist(latent_dim=16), training_parts=True), _tiny_classifier()
     x = torch.cat([batch, batch])  # 16 rows
     y = torch.arange(16) % 10
     spec = AdvInputs.parse("classifier,pipeline", eps=0.3, steps=3, input_noise=0.3)
@@ -113,7 +113,7 @@ def test_training_inputs_layout_budget_and_mask(batch):
 def test_adversarial_rows_raise_the_loss_of_their_target(batch, source):
     torch.manual_seed(0)
     # a fresh encoder's means are ~0.02: a threshold at their scale makes bits that an attack can flip
-    model = LQVAE(LQVAEConfig.mnist(latent_dim=16, eta=0.015, c=1e-4), with_h=True).eval()
+    model = LQVAE(LQVAEConfig.mnist(latent_dim=16, eta=0.015, c=1e-4), training_parts=True).eval()
     clf = _tiny_classifier()
     y = torch.arange(8) % 10
     target = clf if source == "classifier" else Defended(model, clf)
@@ -133,7 +133,7 @@ def test_adversarial_rows_raise_the_loss_of_their_target(batch, source):
 
 def test_quick_robustness_reports_percentages(batch):
     torch.manual_seed(0)
-    model, clf = LQVAE(LQVAEConfig.mnist(latent_dim=16), with_h=False).eval(), _tiny_classifier()
+    model, clf = LQVAE(LQVAEConfig.mnist(latent_dim=16), training_parts=False).eval(), _tiny_classifier()
     out = quick_robustness(model, clf, batch, torch.arange(8) % 10, batch_size=3)
     assert set(out) == {"greybox_fgsm_8", "bpda_fgsm_8"} and all(0 <= v <= 100 for v in out.values())
 
@@ -167,7 +167,7 @@ def test_random_projection_penalty_measures_the_jacobian_along_a_random_unit_dir
     from lqvae.core.losses import gradient_penalty
 
     cfg = LQVAEConfig.mnist(latent_dim=8, penalty_target="random_projection", lipschitz_target=0.05)
-    enc = LQVAE(cfg, with_h=False).encoder.double()
+    enc = LQVAE(cfg, training_parts=False).encoder.double()
     x = torch.rand(3, 1, 28, 28, dtype=torch.float64)
     torch.manual_seed(7)
     pen, norms, mu, _ = gradient_penalty(enc, x, cfg)

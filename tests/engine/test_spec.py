@@ -81,7 +81,7 @@ def test_datasets_and_defenses_are_the_engines():
 
 
 def test_the_app_derives_its_constants_from_the_spec():
-    from app.state import app_state as s
+    from app.state import settings as s
 
     assert list(s.ATTACK_LABELS) == list(ATTACKS) and list(s.THREAT_LABELS) == list(THREATS)
     assert s.ITERATIVE == {n: a.presets["live"]["steps"] for n, a in ATTACKS.items() if "steps" in a.presets["live"]}

@@ -82,7 +82,7 @@ def test_lqvae_init_fine_tunes_a_checkpoint_keeping_its_recipe(tmp_path, capsys)
     with pytest.raises(CheckpointError):  # the library raises; only the command turns it into an exit
         from types import SimpleNamespace
 
-        from lqvae.train.run import lqvae_job
+        from lqvae.train.jobs import lqvae_job
         lqvae_job(SimpleNamespace(init=str(tmp_path / "c" / "classifier_C.safetensors")), None, torch.device("cpu"))
 
 

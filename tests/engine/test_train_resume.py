@@ -47,42 +47,41 @@ def _kill_self(signum: int) -> None:
     os.kill(os.getpid(), signum)  # its Python handler runs as soon as os.kill returns
 
 
+def _wrap_job(monkeypatch, job_name: str, change: Callable) -> None:
+    """Make the run loop build its job through ``lqvae.train.run.<job_name>`` and then ``change(job)``."""
+    make = getattr(train, job_name)
+
+    def wrapped(*a):
+        job = make(*a)
+        change(job)
+        return job
+    monkeypatch.setattr(train, job_name, wrapped)
+
+
 def _on_step(at_step: int, signum: int) -> Callable:
     """A job factory wrapper whose step at global step ``at_step`` receives ``signum`` before it returns."""
-    def patch(monkeypatch, job_name: str) -> None:
-        make = getattr(train, job_name)
+    def signal_in_step(job) -> None:
+        step = job.step
 
-        def wrapped(*a):
-            job = make(*a)
-            step = job.step
-
-            def signalled_step(x, y, global_step):
-                logs = step(x, y, global_step)  # the weights have moved: the signal comes before the step returns
-                if global_step == at_step:
-                    _kill_self(signum)
-                return logs
-            job.step = signalled_step
-            return job
-        monkeypatch.setattr(train, job_name, wrapped)
-    return patch
+        def signalled_step(x, y, global_step):
+            logs = step(x, y, global_step)  # the weights have moved: the signal comes before the step returns
+            if global_step == at_step:
+                _kill_self(signum)
+            return logs
+        job.step = signalled_step
+    return lambda monkeypatch, job_name: _wrap_job(monkeypatch, job_name, signal_in_step)
 
 
 def _on_first_evaluation(signum: int) -> Callable:
-    def patch(monkeypatch, job_name: str) -> None:
-        make = getattr(train, job_name)
+    def signal_in_evaluation(job) -> None:
+        evaluate = job.evaluate
 
-        def wrapped(*a):
-            job = make(*a)
-            evaluate = job.evaluate
-
-            def signalled_evaluate():
-                torch.rand(100)  # the evaluation drew random numbers before the signal came
-                _kill_self(signum)
-                return evaluate()
-            job.evaluate = signalled_evaluate
-            return job
-        monkeypatch.setattr(train, job_name, wrapped)
-    return patch
+        def signalled_evaluate():
+            torch.rand(100)  # the evaluation drew random numbers before the signal came
+            _kill_self(signum)
+            return evaluate()
+        job.evaluate = signalled_evaluate
+    return lambda monkeypatch, job_name: _wrap_job(monkeypatch, job_name, signal_in_evaluation)
 
 
 def _on_first_checkpoint_save(signum: int) -> Callable:
