@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 QT_DEBS := libxcb-icccm4 libxcb-keysyms1 libxcb-xkb1 libxkbcommon-x11-0 libxcb-render-util0 libxcb-image0 libxcb-shape0 libegl1 libgl1 libfontconfig1 libdbus-1-3
 
-.PHONY: run test deps venv
+.PHONY: run test test-all deps venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,5 +30,9 @@ run: $(STAMP) deps
 	  else echo "No display found. Set DISPLAY, or install xvfb (apt-get install -y xvfb) to run headless."; exit 1; fi; \
 	fi
 
+# The default run leaves out the tests marked slow (each has a fast smoke in the default run); test-all runs them too.
 test: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m "not slow"
+
+test-all: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q

@@ -122,7 +122,6 @@ def test_bad_checkpoints_are_listed_as_refused_and_the_rest_works(qtbot, tmp_pat
     win.controller.shutdown()
 
 
-@pytest.mark.slow  # fresh processes import torch
 def test_screenshot_exits_non_zero_when_the_models_cannot_load(tmp_path, app_env):
     root = tmp_path / "ckpt"
     (root / "mnist").mkdir(parents=True)
@@ -136,7 +135,6 @@ def test_screenshot_exits_non_zero_when_the_models_cannot_load(tmp_path, app_env
     assert out.exists()  # the picture of what went wrong is still written
 
 
-@pytest.mark.slow
 def test_screenshot_warns_but_succeeds_with_a_refused_extra_checkpoint(tmp_path, app_env):
     root = _hostile_folder(tmp_path, app_env)
     out = tmp_path / "shot.png"

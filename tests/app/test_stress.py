@@ -89,7 +89,6 @@ def _visible(widget) -> bool:
     return widget.isVisible() and widget.isEnabled()
 
 
-@pytest.mark.slow  # ~1 minute: real workers, a tiny model, 300 actions
 def test_random_user_actions_never_raise_or_stall(qtbot, tmp_path, monkeypatch, app_env, model_cache):
     from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
     from PySide6.QtGui import QDropEvent
@@ -228,7 +227,6 @@ def test_random_user_actions_never_raise_or_stall(qtbot, tmp_path, monkeypatch, 
     win.controller.shutdown()
 
 
-@pytest.mark.slow
 def test_closing_during_a_running_attack_exits_within_5_s(qtbot, app_env, model_cache):
     win = open_window(qtbot, model_cache)
     state = win.state
