@@ -31,6 +31,7 @@ from lqvae.spec.results import Analysis
 
 SAMPLES_ENV = "LQVAE_SAMPLES"  # folder with <dataset>.npz, default resources/samples
 THREADS_ENV = "LQVAE_THREADS"  # torch intra-op threads (default: torch's choice)
+FAST_ENV = "LQVAE_FAST"  # "0": serve the plain eager models (to measure the fast path against them)
 
 
 @dataclass(frozen=True)
@@ -149,12 +150,15 @@ class ModelCache:
     """Loaded models by (dataset, role, name, device); loading is serialised by a lock.
 
     ``role`` is ``"classifier"`` (``classifier_<name>.safetensors``) or ``"purifier"`` (``<name>.safetensors``
-    of any purifier kind the engine can build: an LQ-VAE, the plain VAE or Defense-GAN).
+    of any purifier kind the engine can build: an LQ-VAE, the plain VAE or Defense-GAN). An LQ-VAE purifier is
+    served on the engine's fast path (``lqvae.core.fast.optimize_for_inference``: the same bit codes, ~1e-6 in
+    the images, faster purification and BPDA attacks); ``fast=False`` (or ``LQVAE_FAST=0``) keeps the plain models.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, fast: bool | None = None) -> None:
         self._lock = threading.Lock()
         self._models: dict[tuple[str, ...], Any] = {}
+        self.fast = os.environ.get(FAST_ENV, "1") != "0" if fast is None else fast
 
     def get(self, dataset: str, role: str, name: str, device: str):
         """The model, loaded by the registry's ``load_named`` (its name rules and all of the checkpoint checks
@@ -165,7 +169,12 @@ class ModelCache:
         with self._lock:
             if key not in self._models:
                 kind = "classifier" if role == "classifier" else "purifier"
-                self._models[key] = load_named(dataset, name, kind=kind, device=device).model
+                model = load_named(dataset, name, kind=kind, device=device).model
+                if self.fast and role == "purifier":
+                    from lqvae.core.fast import optimize_for_inference
+
+                    model = optimize_for_inference(model.eval())  # unchanged unless an LQ-VAE on the CPU
+                self._models[key] = model
             return self._models[key]
 
     def clear(self) -> None:

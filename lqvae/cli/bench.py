@@ -1,7 +1,11 @@
-"""``python -m lqvae.bench train-step|purify|attacks|defenses [--json PATH]``: the benchmarks (not tests).
+"""``python -m lqvae.bench all|train-step|purify|attacks|defenses [--json PATH]``: the benchmarks (not tests).
 
 Each prints a small table of medians over repeated runs (these machines are noisy) and writes JSON.
 
+* ``all``: the plain eager float32 LQ-VAE beside the fast path (:mod:`lqvae.core.fast`) in one run: purification
+  of 1 and 256 images, a BPDA PGD step at 256, the app's live attacks, Defense-GAN; speed-ups, GFLOP/s and
+  their fraction of a float32 matrix-product peak measured in the same run, and issue 19's targets met or not
+  (:func:`lqvae.bench.engine.bench_fast_path`). Use ``--threads 2`` to match the issue.
 * ``train-step``: Algorithm 1 steps per second at ``--batch-size`` (penalty included), as images/s.
 * ``purify``: ``single_ms_median`` (one image, median of ``--calls`` >= 50 calls) and
   ``batch_images_per_s`` (batch 256), in float32 and, with ``--bf16``, under bfloat16 autocast
@@ -50,10 +54,28 @@ def _defenses(a: argparse.Namespace) -> dict[str, Any]:
                           dg_calls=a.dg_calls, dg_repeats=a.dg_repeats, device=a.device)
 
 
+def _all(a: argparse.Namespace) -> dict[str, Any]:
+    from lqvae.bench.engine import bench_fast_path
+
+    return bench_fast_path(dataset=a.dataset, purifier=a.purifier, checkpoints=a.checkpoints, repeats=a.repeats,
+                           calls=a.calls, attack_repeats=a.attack_repeats, dg_repeats=a.dg_repeats,
+                           profile=not a.no_profile, log=lambda line: print(line, flush=True))
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m lqvae.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("all", help="plain eager fp32 vs the fast path, side by side, against the measured matmul peak")
+    s.add_argument("--dataset", choices=DATASETS, default="mnist")
+    s.add_argument("--purifier", default="lqvae_adv", help="shipped LQ-VAE to measure (default lqvae_adv)")
+    s.add_argument("--checkpoints", default=None, help="checkpoint root (default ./checkpoints)")
+    s.add_argument("--repeats", type=int, default=15, help="rounds of the batch measurements (median)")
+    s.add_argument("--calls", type=int, default=100, help="one-image purification calls (median of calls/2 rounds)")
+    s.add_argument("--attack-repeats", type=int, default=5, help="images per live attack (median)")
+    s.add_argument("--dg-repeats", type=int, default=3, help="Defense-GAN one-image calls (median)")
+    s.add_argument("--no-profile", action="store_true", help="skip the torch.profiler shares of the fast path")
+    s.set_defaults(func=_all)
     for name, fn in (("train-step", _train_step), ("purify", _purify)):
         s = sub.add_parser(name)
         s.add_argument("--checkpoint", default=None, help="LQ-VAE checkpoint (default: random weights)")
@@ -97,6 +119,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         result = args.func(args)
     width = max(len(k) for k in result)
     for k, v in result.items():
+        if isinstance(v, dict):
+            v = json.dumps(v)
         print(f"{k:<{width}}  {v:.4g}" if isinstance(v, float) else f"{k:<{width}}  {v}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,11 @@
 
 Accuracies in percent. Errors in the arguments, the data or the checkpoints end the command with one
 line ``error: ...`` and exit status 2.
+
+``torchrun --nproc_per_node N -m lqvae.evaluate run|table ...`` shares the images among N processes
+(whole chunks of the global index, :func:`lqvae.evaluate.scoring.attack_in_chunks`) and gives exactly
+the result one process gives; rank 0 prints and writes the files, and the result JSON records the world
+size and the images each rank attacked (``distributed``).
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from lqvae.cli import ProgressBar, errors_exit, fail
-from lqvae.core.device import DEVICE_CHOICES, resolve_device
+from lqvae.core import distributed
+from lqvae.core.device import DEVICE_CHOICES
 from lqvae.spec.attacks import ATTACKS, BPDA_BACKWARDS, END_TO_END, PRESET_NAMES, THREATS
 from lqvae.spec.datasets import DATASETS
 from lqvae.spec.defenses import HARDENINGS, hardened_name
@@ -32,12 +38,14 @@ def cmd_clean(args: argparse.Namespace) -> dict[str, Any]:
     from lqvae.evaluate.loading import load_images, write_json
     from lqvae.evaluate.scoring import clean_metrics
 
-    device = resolve_device(args.device)
+    device = args.resolved_device
     images, labels = load_images(args.dataset, args.n, data_dir=args.data_dir, samples=args.samples)
     t0 = time.monotonic()
     result = clean_metrics(args.dataset, images, labels, device=device, purifier=args.purifier,
                            root=args.checkpoints)
     result["seconds"] = round(time.monotonic() - t0, 2)
+    if not distributed.world().main:  # every rank measured the same; one prints and writes
+        return result
     summary = ", ".join(f"{k}: clean {v['clean_accuracy']:.2f}%" +
                         (f" purified {v['purified_accuracy']:.2f}%" if "purified_accuracy" in v else "")
                         for k, v in result.items() if isinstance(v, dict) and "clean_accuracy" in v)
@@ -60,7 +68,8 @@ def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.n < 1:
         raise fail(f"--n expects a number of images >= 1, got {args.n}")
-    device = resolve_device(args.device)
+    device = args.resolved_device
+    main_rank = distributed.world().main
     spec = AttackSpec(attack=args.attack, eps=args.eps, steps=args.steps, preset=args.preset,
                       targeted=args.target is not None, target=args.target, threat=args.threat,
                       bpda_backward=args.bpda_backward, eot_samples=args.eot_samples, restarts=args.restarts,
@@ -86,7 +95,7 @@ def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
         purifier.restarts = args.defensegan_restarts or purifier.restarts  # type: ignore[union-attr]
     substitute = (load_classifier(args.dataset, args.substitute, device=device, root=args.checkpoints)
                   if spec.threat == "blackbox" else None)
-    bar = None if args.quiet else ProgressBar(f"{args.attack}/{args.threat}")
+    bar = None if args.quiet or not main_rank else ProgressBar(f"{args.attack}/{args.threat}")
     try:
         res = evaluate_batch(spec, images, labels, classifier=classifier, purifier=purifier, substitute=substitute,
                              batch_size=args.batch_size, progress=bar)
@@ -97,6 +106,8 @@ def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
            "substitute": args.substitute if spec.threat == "blackbox" else None, "defense": args.defense, **res}
     if hasattr(purifier, "restarts"):
         out["defensegan_search"] = {"steps": purifier.search_steps, "restarts": purifier.restarts}  # type: ignore[union-attr]
+    if not main_rank:  # the result is the same on every rank (scoring.attack_in_chunks); rank 0 reports it
+        return out
     bits = out.get("bits") or {}
     defended = (f"defended {_fmt(out['defended_accuracy'])}%, " if "defended_accuracy" in out else "")
     print(f"{args.dataset} {classifier_name}+{args.defense} {args.attack}/{args.threat} ({args.preset}) n={out['n']}: "
@@ -105,7 +116,8 @@ def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
           f"mean Linf {_fmt(out['mean_linf'], 3)} L2 {_fmt(out['mean_l2'], 3)}"
           + (f", flips mean {_fmt(bits.get('mean_flips'), 1)} (<6%: {_fmt(bits.get('share_below_6pct'), 1)}%)"
              if bits else "")
-          + f", {out['seconds']:.1f} s")
+          + f", {out['seconds']:.1f} s"
+          + (f" on {out['distributed']['world_size']} processes" if out["distributed"]["world_size"] > 1 else ""))
     if args.json:
         write_json(args.json, out)
     return out
@@ -133,7 +145,8 @@ def cmd_table(args: argparse.Namespace) -> dict[str, Any]:
 
     table = args.paper_table
     datasets = (args.dataset,) if args.dataset else table_datasets(table)
-    device = resolve_device(args.device)
+    device = args.resolved_device
+    main_rank = distributed.world().main
     n_override = parse_n_override(args.n_override)
     jobs = []
     for ds in datasets:
@@ -142,7 +155,7 @@ def cmd_table(args: argparse.Namespace) -> dict[str, Any]:
                              n_override=n_override, preset=args.preset, seed=args.seed, eot_samples=args.eot_samples,
                              restarts=args.restarts, n_baseline=args.n_baseline, n_defensegan=args.n_defensegan)
         jobs += [(j, models) for j in planned if runnable(j, models)]
-    bar = tqdm(total=len(jobs), desc=f"table {table}", unit="run")
+    bar = tqdm(total=len(jobs), desc=f"table {table}", unit="run", disable=not main_rank)
     last = [0.0]
 
     def progress(done: int, frac: float, key: str) -> None:
@@ -163,8 +176,9 @@ def cmd_table(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         bar.close()
     report = build_table(table, datasets, results, preset=args.preset)
-    write_table(report, out_dir, f"table{table}" + (f"_{datasets[0]}" if len(datasets) == 1 else ""))
-    print(report["markdown"])
+    if main_rank:
+        write_table(report, out_dir, f"table{table}" + (f"_{datasets[0]}" if len(datasets) == 1 else ""))
+        print(report["markdown"])
     return report["json"]
 
 
@@ -215,7 +229,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--steps", type=int, default=None, help="iterations; default the preset's")
     r.add_argument("--bpda-backward", choices=BPDA_BACKWARDS, default="bpda")
     r.add_argument("--target", type=int, default=None, help="target class (makes the attack targeted)")
-    r.add_argument("--n", type=int, default=1000, help="first n test images")
+    r.add_argument("--n", "--n-images", dest="n", type=int, default=1000,
+                   help="first n test images (--n-images under torchrun, whose own options --n abbreviates)")
     r.add_argument("--json", default=None, help="write the full result here")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     _common(r)
@@ -226,7 +241,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--dataset", choices=DATASETS, default=None,
                    help="default: the table's own (1, 5: fashion_mnist; 2, 4: mnist; 7: both)")
     t.add_argument("--classifier", default="A", help="classifier for table 7")
-    t.add_argument("--n", type=int, default=1000, help="test images per cell")
+    t.add_argument("--n", "--n-images", dest="n", type=int, default=1000,
+                   help="test images per cell (--n-images under torchrun, whose own options --n abbreviates)")
     t.add_argument("--n-fast", type=int, default=None, help="test images for FGSM/BIM/PGD cells (default --n)")
     t.add_argument("--n-override", action="append", default=[], metavar="KEY=N",
                    help="images for the runs of one attack, threat or attack/threat, e.g. cw=300, pgd/bpda=1000 "
@@ -244,8 +260,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> Any:
+    """Run the command; under ``torchrun`` in the process group its environment describes
+    (:func:`lqvae.core.distributed.session`), left when the command ends."""
     args = parser().parse_args(argv)
-    with errors_exit():
+    with errors_exit(), distributed.session(args.device) as (_, device):
+        args.resolved_device = device
         return args.func(args)
 
 

@@ -9,6 +9,9 @@ the shipped checkpoint ``<out>/<name>.safetensors`` plus ``<out>/<name>.train-st
 SIGINT (Ctrl-C) or SIGTERM saves the training state and exits with 130 or 143; ``--resume`` continues
 from the exact batch where it stopped. Bad arguments, data or checkpoints: one line ``error: ...``,
 exit status 2.
+
+``torchrun --nproc_per_node N -m lqvae.train ...`` trains on N processes with DistributedDataParallel
+(gloo on the CPU, NCCL on GPUs; :mod:`lqvae.train.run` says what is shared and what stays the same).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import sys
 from dataclasses import fields
 
 from lqvae.cli import errors_exit
+from lqvae.core import distributed
 from lqvae.core.config import LQVAEConfig
 from lqvae.core.device import DEVICE_CHOICES
 from lqvae.spec.datasets import DATASETS
@@ -80,7 +84,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser().parse_args(argv)
     command = "python -m lqvae.train " + " ".join(shlex.quote(a) for a in argv)
     try:
-        with errors_exit():
+        with errors_exit(), distributed.session(args.device):
             return training.train(args, command)
     except training.Interrupted as exc:  # 130 for SIGINT, 143 for SIGTERM, as a shell reports a process killed by it
         raise SystemExit(exc.exit_code) from None

@@ -117,12 +117,21 @@ class LQVAE(nn.Module):
     def set_grad_mode(self, mode: GradMode) -> None:
         self.quantizer.grad_mode = mode
 
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """f: images (B, C, H, W) -> (mu, log sigma^2), each (B, M). :class:`lqvae.core.fast.FastLQVAE` overrides
+        this and ``decode`` with its fused path; everything else here goes through the two."""
+        return self.encoder(x)
+
+    def decode(self, code: Tensor) -> Tensor:
+        """g: code (B, M) -> images (B, C, H, W) in [0, 1]."""
+        return self.g(code)
+
     def forward(self, x: Tensor) -> Tensor:
-        mu, _ = self.encoder(x)
-        return self.g(self.quantizer(mu))
+        mu, _ = self.encode(x)
+        return self.decode(self.quantizer(mu))
 
     def encode_bits(self, x: Tensor) -> Tensor:
-        mu, _ = self.encoder(x)
+        mu, _ = self.encode(x)
         return hard_quantize(mu, self.cfg.eta) if self.quantized else mu.detach()
 
     def purify(self, x: Tensor, *, mode: str = "deterministic", n_samples: int = 8,
@@ -138,17 +147,17 @@ class LQVAE(nn.Module):
             raise ValueError(f"expected mode in {PURIFY_MODES}, got {mode!r}")
         if x.dim() != 4 or tuple(x.shape[1:]) != tuple(self.cfg.image_shape):
             raise ValueError(f"expected images of shape (B, {', '.join(map(str, self.cfg.image_shape))}), got {tuple(x.shape)}")
-        mu, logvar = self.encoder(x)
+        mu, logvar = self.encode(x)
         sigma = torch.exp(0.5 * logvar)
         if mode == "deterministic":
             bits = self.quantizer(mu)
-            return Purification(self.g(bits), bits, mu, mu, sigma, None)
+            return Purification(self.decode(bits), bits, mu, mu, sigma, None)
         if n_samples < 1:
             raise ValueError(f"expected n_samples >= 1, got {n_samples}")
         eps = torch.randn((n_samples, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
         z = mu + self.cfg.noise_scale * sigma * eps  # (S, B, M)
         bits = self.quantizer(z)
-        samples = self.g(bits.flatten(0, 1)).unflatten(0, (n_samples, mu.shape[0]))  # (S, B, C, H, W)
+        samples = self.decode(bits.flatten(0, 1)).unflatten(0, (n_samples, mu.shape[0]))  # (S, B, C, H, W)
         return Purification(samples.mean(0), bits, z, mu, sigma, samples)
 
 
@@ -207,6 +216,6 @@ class StochasticPurifier(nn.Module):
         self.lqvae = lqvae
 
     def forward(self, x: Tensor) -> Tensor:
-        mu, logvar = self.lqvae.encoder(x)
+        mu, logvar = self.lqvae.encode(x)
         z = mu + self.lqvae.cfg.noise_scale * torch.exp(0.5 * logvar) * torch.randn_like(mu)
-        return self.lqvae.g(self.lqvae.quantizer(z))
+        return self.lqvae.decode(self.lqvae.quantizer(z))

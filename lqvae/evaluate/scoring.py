@@ -1,7 +1,6 @@
 """Scoring one attack on a batch: accuracies, failures, norms, bit flips and Theorem 1's prediction.
 
-``evaluate_batch`` attacks a batch once (:func:`lqvae.attacks.runners.run_attack`) and scores it with
-``score``. Accuracies are in percent, all on the same images:
+``evaluate_batch`` attacks a batch once (:func:`attack_in_chunks`) and scores it with ``score``. Accuracies are in percent, all on the same images:
 
 * ``clean_accuracy``: the classifier on the clean images;
 * ``undefended_accuracy``: the classifier alone on the adversarial images;
@@ -18,6 +17,13 @@ distance between the codes of clean and adversarial images) and Theorem 1's pred
 observation (``theorem1``: :meth:`lqvae.spec.results.Theorem1.to_dict` of
 :func:`lqvae.core.theory.theorem1_batch`, fed with every image's and coordinate's measured latent shift;
 its readings with one |delta_z| for every bit are described there).
+
+Images are attacked in fixed chunks of the global index (:func:`attack_in_chunks`), chunk ``k`` with the
+seed ``chunk_seed(spec.seed, k)``, so a result does not depend on how many processes share the work:
+under ``torchrun`` each rank attacks whole chunks (:mod:`lqvae.core.distributed`), the per-image
+outcomes are gathered in global order and every rank scores the same merged result, which is exactly
+what one process gives. (Before issue 19 one seed drew the random starts of the whole run, so results
+of more than one chunk written then differ from today's by the random starts' luck.)
 """
 
 from __future__ import annotations
@@ -33,13 +39,16 @@ import torch
 from torch import Tensor, nn
 
 from lqvae.attacks.runners import AttackResult, AttackSpec, run_attack
-from lqvae.attacks.settings import attack_setup
+from lqvae.attacks.settings import attack_params, attack_setup
+from lqvae.core import distributed
+from lqvae.core.fast import optimize_for_inference
 from lqvae.core.device import device_of
 from lqvae.core.models import LQVAE, StochasticPurifier
 from lqvae.core.theory import theorem1_batch
 from lqvae.io import validate as check
-from lqvae.spec.attacks import EOT_CHECK_SAMPLES
+from lqvae.spec.attacks import EOT_CHECK_SAMPLES, THREATS
 from lqvae.spec.results import FLIP_SHARE
+
 LIPSCHITZ_IMAGES = 64  # clean images used to measure the encoder's gradient norm
 
 
@@ -49,8 +58,8 @@ def predictions(classifier: nn.Module, images: Tensor, purifier: nn.Module | Non
     """Predicted classes of ``classifier`` on ``images`` (purified first when ``purifier`` is given)."""
     device = device_of(classifier)
     classifier.eval()
-    if purifier is not None:
-        purifier.eval()
+    if purifier is not None:  # no gradient here: the fused path, whose codes and predictions are identical
+        purifier = optimize_for_inference(purifier.eval())  # (tests/engine/test_fast_path.py); attacks keep eager
     out = []
     for i in range(0, len(images), batch_size):
         x = images[i:i + batch_size].to(device)
@@ -169,6 +178,68 @@ def default_batch_size(spec: AttackSpec) -> int:
     return {"whitebox": 250, "blackbox": 250, "bpda": 100}.get(spec.threat, 128)
 
 
+def chunk_size(spec: AttackSpec, batch_size: int) -> int:
+    """Images per chunk: one foolbox call of :func:`run_attack` (``batch_size / eot_samples`` for EOT)."""
+    return max(1, batch_size // spec.eot_samples) if THREATS[spec.threat].stochastic else max(1, batch_size)
+
+
+def chunk_seed(seed: int, k: int) -> int:
+    """The seed of chunk ``k``'s random starts and draws: ``seed`` itself for the first chunk."""
+    return (seed * 1_000_003 + k) % 2**63
+
+
+def concat_results(parts: list[AttackResult], params: dict[str, Any], seconds: float) -> AttackResult:
+    """Chunk results in order as one :class:`AttackResult`."""
+    if not parts:
+        raise ValueError("no attack results to concatenate")
+    return AttackResult(
+        adversarial=np.concatenate([p.adversarial for p in parts]), success=np.concatenate([p.success for p in parts]),
+        failed=np.concatenate([p.failed for p in parts]), linf=np.concatenate([p.linf for p in parts]),
+        l2=np.concatenate([p.l2 for p in parts]), seconds=seconds,
+        messages=[m for p in parts for m in p.messages], params=params)
+
+
+def attack_in_chunks(spec: AttackSpec, images: Tensor, labels: Tensor, *, classifier: nn.Module,
+                     purifier: nn.Module | None = None, substitute: nn.Module | None = None, batch_size: int,
+                     should_stop: Callable[[], bool] | None = None, progress: Callable[[float], None] | None = None,
+                     runner: Callable[..., AttackResult] = run_attack) -> tuple[AttackResult, dict[str, Any]]:
+    """:func:`run_attack` on fixed chunks of the images, each seeded alone, shared among the ranks.
+
+    Chunk ``k`` is ``images[k * c:(k + 1) * c]`` with ``c = chunk_size(spec, batch_size)``, attacked with
+    ``spec.seed`` replaced by ``chunk_seed(spec.seed, k)``; under ``torchrun`` rank ``r`` attacks the
+    chunks ``k % world == r`` and the outcomes are gathered, so every rank returns the result one process
+    gives. ``runner`` attacks one chunk (:func:`run_attack`; a test may replace it).
+
+    Returns:
+        The merged result (``seconds``: the slowest rank's attack time) and the distribution record
+        ``{"world_size", "backend", "chunk_size", "images_per_rank"}``.
+    """
+    t0 = time.perf_counter()
+    w = distributed.world()
+    c = chunk_size(spec, batch_size)
+    ranges = distributed.chunks(len(images), c)
+    mine = distributed.shard(len(ranges), w)
+    done: list[tuple[int, AttackResult]] = []
+    for i, k in enumerate(mine):
+        step = None if progress is None else (lambda frac, i=i: progress((i + frac) / len(mine)))
+        r = ranges[k]
+        done.append((k, runner(dataclasses.replace(spec, seed=chunk_seed(spec.seed, k)), images[r.start:r.stop],
+                               labels[r.start:r.stop], classifier=classifier, purifier=purifier, substitute=substitute,
+                               should_stop=should_stop, progress=step, batch_size=batch_size)))
+    if progress is not None:
+        progress(1.0)
+    ranks = distributed.gather((done, time.perf_counter() - t0))
+    by_chunk = dict(pair for rank_done, _ in ranks for pair in rank_done)
+    assert sorted(by_chunk) == list(range(len(ranges))), "every chunk is attacked by exactly one rank"
+    record = {**w.to_dict(), "chunk_size": c,
+              "images_per_rank": [sum(len(ranges[k]) for k, _ in rank_done) for rank_done, _ in ranks]}
+    seconds = max(s for _, s in ranks)
+    if not ranges:  # no image: run_attack's own empty result (its checks still apply)
+        return runner(spec, images, labels, classifier=classifier, purifier=purifier, substitute=substitute,
+                      batch_size=batch_size), record
+    return concat_results([by_chunk[k] for k in range(len(ranges))], attack_params(spec), seconds), record
+
+
 def evaluate_batch(spec: AttackSpec, images: Tensor, labels: Tensor, *, classifier: nn.Module,
                    purifier: nn.Module | None = None, substitute: nn.Module | None = None,
                    batch_size: int | None = None, should_stop: Callable[[], bool] | None = None,
@@ -176,9 +247,12 @@ def evaluate_batch(spec: AttackSpec, images: Tensor, labels: Tensor, *, classifi
     """Attack once with ``spec`` and score against ``purifier`` -> ``classifier`` (or the classifier alone).
 
     Returns a JSON-ready dict: ``attack, threat, preset, params, n, clean_accuracy, undefended_accuracy,
-    attack_failures, mean_linf, mean_l2, seconds``; with a purifier also ``clean_accuracy_defended,
-    defended_accuracy`` (plus ``defended_accuracy_stochastic`` for ``bpda_eot``), and with a binary
-    LQ-VAE ``bits, theorem1``. Accuracies in percent (see the module doc).
+    attack_failures, mean_linf, mean_l2, seconds, distributed``; with a purifier also
+    ``clean_accuracy_defended, defended_accuracy`` (plus ``defended_accuracy_stochastic`` for ``bpda_eot``),
+    and with a binary LQ-VAE ``bits, theorem1``. Accuracies in percent (see the module doc).
+    ``distributed`` records the world size and the images each rank attacked (:func:`attack_in_chunks`);
+    under ``torchrun`` every rank returns the same result, equal to one process's but for the timings
+    and that record.
 
     Raises:
         lqvae.io.validate.InputError: ``images`` is not (N >= 1, C, H, W) of the models' shape, finite, in [0, 1]
@@ -187,14 +261,15 @@ def evaluate_batch(spec: AttackSpec, images: Tensor, labels: Tensor, *, classifi
     images, labels = _check_batch(spec, images, labels, classifier=classifier, purifier=purifier,
                                   substitute=substitute, batch_size=batch_size)
     t0 = time.perf_counter()
-    result = run_attack(spec, images, labels, classifier=classifier, purifier=purifier,  # type: ignore[arg-type]
-                        substitute=substitute, should_stop=should_stop, progress=progress,
-                        batch_size=batch_size or default_batch_size(spec))
+    result, record = attack_in_chunks(spec, images, labels, classifier=classifier, purifier=purifier,
+                                      substitute=substitute, should_stop=should_stop, progress=progress,
+                                      batch_size=batch_size or default_batch_size(spec))
     out: dict[str, Any] = {"attack": spec.attack, "threat": spec.threat, "preset": spec.preset,
                            "params": result.params, "attack_seconds": round(result.seconds, 3)}
     out.update(score(result, images, labels, classifier=classifier, purifier=purifier,
                      stochastic=spec.threat == "bpda_eot", lipschitz=measured_lipschitz(purifier, images)))
     out["seconds"] = round(time.perf_counter() - t0, 3)
+    out["distributed"] = record
     return out
 
 
@@ -247,4 +322,5 @@ def clean_metrics(dataset: str, images: Tensor, labels: Tensor, *, device: torch
 
 
 __all__ = ["predictions", "stochastic_predictions", "latent_means", "accuracy", "bit_flip_stats",
-           "score", "subset_result", "measured_lipschitz", "default_batch_size", "evaluate_batch", "clean_metrics"]
+           "score", "subset_result", "measured_lipschitz", "default_batch_size", "chunk_size", "chunk_seed",
+           "concat_results", "attack_in_chunks", "evaluate_batch", "clean_metrics"]

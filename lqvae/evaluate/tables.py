@@ -26,7 +26,9 @@ from torch import Tensor, nn
 from lqvae.attacks.runners import AttackSpec, attack_params, run_attack
 from lqvae.evaluate.loading import file_sha256, load_classifier, load_defense, load_images, write_json
 from lqvae.spec.records import accuracy_under_attack
-from lqvae.evaluate.scoring import default_batch_size, measured_lipschitz, predictions, score, subset_result
+from lqvae.core import distributed
+from lqvae.evaluate.scoring import (attack_in_chunks, default_batch_size, measured_lipschitz, predictions, score,
+                                    subset_result)
 from lqvae.io.checkpoint import atomic_write
 from lqvae.io.registry import inventory
 from lqvae.spec import paper
@@ -217,18 +219,21 @@ def runnable(job: Job, models: Models) -> bool:
 
 def run_job(job: Job, models: Models, images: Tensor, labels: Tensor, *, batch_size: int | None,
             progress: Callable[[float], None] | None = None) -> dict[str, Any]:
-    """Attack once, then score every cell whose checkpoints exist; missing cells are left out."""
+    """Attack once, then score every cell whose checkpoints exist; missing cells are left out.
+
+    The attack runs in fixed chunks shared among the ranks (:func:`lqvae.evaluate.scoring.attack_in_chunks`);
+    every rank then scores the merged result, so each returns what one process would (``distributed``
+    records the world size and the images each rank attacked).
+    """
     spec = job.spec
     attacked = models.get(job.attacked, "classifier")
     defense = models.get(job.defense, "purifier")
     t0 = time.perf_counter()
     size = batch_size or default_batch_size(spec)
-    if spec.threat == "blackbox":
-        result = run_attack(spec, images, labels, classifier=attacked, substitute=attacked,  # type: ignore[arg-type]
-                            progress=progress, batch_size=size)
-    else:
-        result = run_attack(spec, images, labels, classifier=attacked, purifier=defense,  # type: ignore[arg-type]
-                            progress=progress, batch_size=size)
+    models_attacked = ({"classifier": attacked, "substitute": attacked} if spec.threat == "blackbox"
+                       else {"classifier": attacked, "purifier": defense})
+    result, record = attack_in_chunks(spec, images, labels, **models_attacked, progress=progress,  # type: ignore[arg-type]
+                                      batch_size=size, runner=run_attack)
     cells: dict[str, Any] = {}
     clean_cache: dict[tuple[str, int], Tensor] = {}
     for cell in job.cells:
@@ -253,7 +258,7 @@ def run_job(job: Job, models: Models, images: Tensor, labels: Tensor, *, batch_s
         cells[f"{cell.row}|{cell.column}"] = s
     return {"key": job.key, "n": len(labels), "params": result.params, "attacked": job.attacked,
             "attacked_through": job.defense, "seconds": round(time.perf_counter() - t0, 2), "cells": cells,
-            "fingerprint": models.fingerprint(_job_models(job))}
+            "fingerprint": models.fingerprint(_job_models(job)), "distributed": record}
 
 
 def merged_cache(path: Path, new: dict[str, Any]) -> dict[str, Any]:
@@ -273,11 +278,15 @@ def run_table(jobs: list[tuple[Job, Models]], *, cache_path: Path, fresh: bool =
     A cached run is reused when its images (same source, same n), its attack settings and the content of
     every checkpoint it used are the same. Each finished run is added to the cache at once, so a stopped
     table resumes where it stopped. ``progress(runs_done, fraction_of_this_run, job_key)`` follows along.
+
+    Under ``torchrun`` every rank runs every job on its share of the images (:func:`run_job`) and returns
+    the same results; rank 0 reads the cache for all of them and alone writes it.
     """
     try:
         cache = {} if fresh or not cache_path.exists() else json.loads(cache_path.read_text())
     except json.JSONDecodeError:
         cache = {}
+    cache = distributed.gather(cache)[0]  # rank 0's reading: the ranks skip and run the same jobs
     source = "bundled samples" if samples else "test set"  # finished runs are reused for the same images only
     data: dict[str, tuple[Tensor, Tensor]] = {}
     results: dict[str, Any] = {}
@@ -293,7 +302,8 @@ def run_table(jobs: list[tuple[Job, Models]], *, cache_path: Path, fresh: bool =
         step = None if progress is None else (lambda frac, d=done, k=job.key: progress(d, frac, k))
         results[job.key] = run_job(job, models, x, y, batch_size=batch_size, progress=step)
         results[job.key]["source"] = source
-        write_json(cache_path, merged_cache(cache_path, {job.key: results[job.key]}))
+        if distributed.world().main:
+            write_json(cache_path, merged_cache(cache_path, {job.key: results[job.key]}))
     return results
 
 

@@ -10,12 +10,17 @@ any job, resumably.
 * :func:`classifier_job` -- classifier A, B or C; ``--adv madry|advtr`` trains it adversarially
   (:func:`adversarial_batch`);
 * :func:`defensegan_job` -- the WGAN-GP generator of the Defense-GAN baseline.
+
+Each step computes its loss through ``job.train_loss``, the job's :class:`Objective` (a module whose forward
+is the loss on the model): under ``torchrun`` :func:`lqvae.train.run.run` replaces it with the objective
+wrapped in ``DistributedDataParallel``, which averages the gradients of the backward that follows over the
+ranks. Attacks, evaluations and checkpoints use ``job.model`` itself, which the wrapper shares.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
 import torch
@@ -32,9 +37,29 @@ from lqvae.train.adv_inputs import AdvInputs, pgd_linf, quick_robustness, traini
 Args = Any  # the command's parsed arguments (an argparse Namespace or any object with the same attributes)
 
 
+class Objective(torch.nn.Module):
+    """``loss(model, *args)`` as a module's forward, so that ``DistributedDataParallel`` can wrap it (DDP
+    synchronises the gradients of a backward only after a call of its own forward). The gradient penalty's
+    ``torch.autograd.grad(..., create_graph=True)`` runs inside this forward and differentiates with
+    respect to the images only, so each parameter still receives its gradient once, in the backward."""
+
+    def __init__(self, model: torch.nn.Module, loss: Callable[..., Any]) -> None:
+        super().__init__()
+        self.model = model
+        self.loss = loss
+
+    def forward(self, *args: Any) -> Any:
+        return self.loss(self.model, *args)
+
+
 @dataclass
 class Job:
-    """One trainable model with its optimizer, training step and evaluation (what :func:`lqvae.train.run.run` runs)."""
+    """One trainable model with its optimizer, training step and evaluation (what :func:`lqvae.train.run.run` runs).
+
+    ``objective`` is the training loss as a module (see :class:`Objective`); ``train_loss``, what the step
+    calls, is the objective itself or, under torchrun, the objective wrapped in ``DistributedDataParallel``.
+    ``unused_parameters``: some step leaves parameters without a gradient (DDP must look for them).
+    """
 
     name: str
     model: torch.nn.Module
@@ -43,6 +68,12 @@ class Job:
     evaluate: Callable[[], dict[str, Any]]
     kind: str
     base_lr: float = 1e-3
+    objective: torch.nn.Module | None = None
+    unused_parameters: bool = False
+    train_loss: Callable[..., Any] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.train_loss = self.objective if self.objective is not None else self.model
 
 
 
@@ -75,7 +106,7 @@ def lqvae_job(args: Args, test: tuple[torch.Tensor, torch.Tensor], device: torch
         x_in, perturbed = None, None
         if adv.sources or adv.input_noise > 0:  # targets stay clean
             x_in, perturbed = training_inputs(adv, model, attacked, x, y)
-        losses = algorithm1_losses(model, x, step=global_step, x_in=x_in, perturbed=perturbed)
+        losses = job.train_loss(x, global_step, x_in, perturbed)
         opt.zero_grad(set_to_none=True)
         losses.total.backward()
         opt.step()
@@ -99,7 +130,13 @@ def lqvae_job(args: Args, test: tuple[torch.Tensor, torch.Tensor], device: torch
             report.update(quick_robustness(model, classifier.eval(), xs, ys, eps=args.adv_eps))
         return report
 
-    return Job("lqvae" if cfg.quantizer == "binary" else "vae", model, opt, step, evaluate, "lqvae", cfg.lr)
+    def loss(m: LQVAE, x: torch.Tensor, global_step: int, x_in: torch.Tensor | None,
+             perturbed: torch.Tensor | None) -> Any:
+        return algorithm1_losses(m, x, step=global_step, x_in=x_in, perturbed=perturbed)
+
+    job = Job("lqvae" if cfg.quantizer == "binary" else "vae", model, opt, step, evaluate, "lqvae", cfg.lr,
+              objective=Objective(model, loss))
+    return job
 
 
 ADV_MODES = ("none", *HARDENINGS)  # classifier_job's --adv
@@ -140,7 +177,7 @@ def classifier_job(args: Args, test: tuple[torch.Tensor, torch.Tensor], device: 
     def step(x: torch.Tensor, y: torch.Tensor, global_step: int) -> dict[str, float]:
         if adv != "none":
             x = adversarial_batch(model, x, y, args, global_step)
-        logits = model(x)
+        logits = job.train_loss(x)
         loss = F.cross_entropy(logits, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -158,7 +195,9 @@ def classifier_job(args: Args, test: tuple[torch.Tensor, torch.Tensor], device: 
         return out
 
     name = f"classifier_{args.arch}" + ("" if adv == "none" else f"_{adv}")
-    return Job(name, model, opt, step, evaluate, "classifier", args.lr or cfg.lr)
+    job = Job(name, model, opt, step, evaluate, "classifier", args.lr or cfg.lr,
+              objective=Objective(model, lambda m, x: m(x)))
+    return job
 
 
 def defensegan_job(args: Args, test: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> Job:
@@ -174,19 +213,25 @@ def defensegan_job(args: Args, test: tuple[torch.Tensor, torch.Tensor], device: 
     classifier = load_checkpoint(args.eval_classifier, kind="classifier", device=device).model \
         if args.eval_classifier else None
 
+    def loss(m: DefenseGAN, phase: str, z: torch.Tensor, x: torch.Tensor | None) -> Any:
+        """``critic``: (Wasserstein estimate, gradient penalty) on real ``x`` and G(z); ``generator``: G's loss."""
+        assert m.critic is not None
+        if phase == "generator":
+            return -m.critic(m.generator(z)).mean()
+        with torch.no_grad():
+            fake = m.generator(z)
+        return m.critic(x).mean() - m.critic(fake).mean(), gradient_penalty(m.critic, x, fake)
+
     def step(x: torch.Tensor, _y: torch.Tensor, global_step: int) -> dict[str, float]:
         z = torch.randn(x.shape[0], cfg.latent_dim, device=x.device)
-        with torch.no_grad():
-            fake = gen(z)
-        wdist = critic(x).mean() - critic(fake).mean()
-        gp = gradient_penalty(critic, x, fake)
+        wdist, gp = job.train_loss("critic", z, x)
         opt.zero_grad(set_to_none=True)
         (-wdist + cfg.gp_weight * gp).backward()
         opt.step()  # G has no gradient here, so Adam leaves it alone
         logs = {"wasserstein": float(wdist.detach()), "gp": float(gp.detach())}
         if (global_step + 1) % cfg.critic_iters == 0:
             opt.zero_grad(set_to_none=True)
-            g_loss = -critic(gen(torch.randn(x.shape[0], cfg.latent_dim, device=x.device))).mean()
+            g_loss = job.train_loss("generator", torch.randn(x.shape[0], cfg.latent_dim, device=x.device), None)
             g_loss.backward()
             for p in critic.parameters():
                 p.grad = None  # the generator step moves G only
@@ -205,7 +250,10 @@ def defensegan_job(args: Args, test: tuple[torch.Tensor, torch.Tensor], device: 
             out["purified_accuracy_live_200"] = float((predict(classifier, res.image) == y_test).float().mean() * 100)
         return out
 
-    return Job("defensegan", model, opt, step, evaluate, "defensegan", cfg.lr)
+    # the critic's step leaves G without a gradient: DDP must look for the parameters a backward skips
+    job = Job("defensegan", model, opt, step, evaluate, "defensegan", cfg.lr, objective=Objective(model, loss),
+              unused_parameters=True)
+    return job
 
 
-__all__ = ["ADV_MODES", "Args", "Job", "adversarial_batch", "classifier_job", "defensegan_job", "lqvae_job"]
+__all__ = ["ADV_MODES", "Args", "Job", "Objective", "adversarial_batch", "classifier_job", "defensegan_job", "lqvae_job"]

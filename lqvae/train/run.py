@@ -14,6 +14,18 @@ where it stopped, bit for bit as if never stopped (on the CPU), and refuses a st
 (:class:`ResumeMismatch`). The epoch's metrics are means over all its batches: the running sums are part
 of the saved state, so an epoch resumed in the middle averages the batches before the stop too.
 
+Under ``torchrun --nproc_per_node N`` (:mod:`lqvae.core.distributed`) each rank trains on its share of
+every batch: ``--batch-size`` stays the global batch, split into N nearly equal parts, and the job's
+objective is wrapped in ``DistributedDataParallel``, which averages the ranks' gradients. For a loss that
+is a mean over the images (all of ours but the free-bits clamp, which acts on a batch mean per
+dimension, and the random draws, which each rank makes from its own stream) an update is the one
+process's on the same global batch, up to float rounding; the number of steps, the learning-rate
+schedule and the warm-ups are the same as one process's. A global batch with fewer images than ranks
+(only the last of an epoch can be) is skipped. The metrics are means over all ranks; rank 0 alone
+prints, evaluates and writes the checkpoint, the log and the training state, which holds every rank's
+random state, so ``--resume`` with the same N continues bit for bit (on the CPU). Stopping is decided
+together: a signal to any rank stops every rank after the same step.
+
 ``args`` below is the command's parsed arguments (an ``Args`` or any object with the same
 attributes, see :func:`lqvae.cli.train.parser`).
 """
@@ -35,7 +47,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from tqdm import tqdm
 
-from lqvae.core.device import resolve_device
+from lqvae.core import distributed
 from lqvae.io.checkpoint import (CheckpointError, load_train_state, remove_stale_temporaries, save_checkpoint,
                                  save_train_state)
 from lqvae.io.data import load_split
@@ -180,7 +192,7 @@ def _start(job: Job, args: Args, state_path: Path, device: torch.device) -> dict
     if not args.resume:
         return fresh
     if not state_path.exists():
-        print(f"--resume: no training state at {state_path}; starting fresh", file=sys.stderr)
+        _say(f"--resume: no training state at {state_path}; starting fresh")
         return fresh
     saved = _saved_info(state_path)
     if "job" in saved:
@@ -190,13 +202,25 @@ def _start(job: Job, args: Args, state_path: Path, device: torch.device) -> dict
                                  "Resume with the arguments it was started with, or pick another --out, or drop "
                                  "--resume to start over (which overwrites it).")
     else:
-        print(f"--resume: {state_path} predates job records and random states; it cannot be checked against this "
-              "run, and the resumed run will not match an uninterrupted one bit for bit", file=sys.stderr)
+        _say(f"--resume: {state_path} predates job records and random states; it cannot be checked against this "
+             "run, and the resumed run will not match an uninterrupted one bit for bit")
     info = {**fresh, **load_train_state(state_path, job.model, job.optimizer), "job": identity}
-    if "rng" in info:
+    w = distributed.world()
+    if info.get("world_size", 1) != w.size:
+        _say(f"--resume: {state_path} was written by {info.get('world_size', 1)} process(es), this run has {w.size}: "
+             "it continues, but not bit for bit as the original would have")
+    if w.size > 1 and len(info.get("rng_ranks", [])) == w.size:
+        _set_rng_state(info["rng_ranks"][w.rank], device)
+    elif "rng" in info and w.size == 1:
         _set_rng_state(info["rng"], device)
-    print(f"resumed {state_path} at {_position(info)}", file=sys.stderr)
+    _say(f"resumed {state_path} at {_position(info)}")
     return info
+
+
+def _say(message: str) -> None:
+    """A message on stderr from rank 0 (every rank knows the same)."""
+    if distributed.world().main:
+        print(message, file=sys.stderr)
 
 
 def _position(info: dict[str, Any]) -> str:
@@ -216,22 +240,31 @@ def run(job: Job, args: Args, train: tuple[torch.Tensor, torch.Tensor], device: 
     """
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out)  # left by a run killed (SIGKILL, power loss) in the middle of a save
+    w = distributed.world()
+    if w.main:
+        remove_stale_temporaries(out)  # left by a run killed (SIGKILL, power loss) in the middle of a save
+    distributed.barrier()  # no rank looks at the folder before it is clean
     ckpt, state_path, log_path = (out / f"{job.name}.safetensors", out / f"{job.name}.train-state.safetensors",
                                   out / f"{job.name}.log.jsonl")
     job.model.to(device)  # before loading a state: the optimizer puts its moments beside the parameters
     stop = StopRequest()
     with stop.installed():
         info = _start(job, args, state_path, device)
+        if w.size > 1:  # after the state is loaded; DDP broadcasts rank 0's weights to the others
+            from torch.nn.parallel import DistributedDataParallel
+
+            assert job.objective is not None, f"job {job.name} has no objective to distribute"
+            job.train_loss = DistributedDataParallel(job.objective, device_ids=[device] if device.type == "cuda" else None,
+                                                     find_unused_parameters=job.unused_parameters)
         try:
             return _epochs(job, args, train, device, info, stop, ckpt, state_path, log_path, command)
         except KeyboardInterrupt:  # a second signal (see StopRequest): the last saved state stands
-            print(f"\nstopped at once; the last saved state is in {state_path}; resume with --resume: "
-                  f"{_resume_command(command)}", file=sys.stderr)
+            _say(f"\nstopped at once; the last saved state is in {state_path}; resume with --resume: "
+                 f"{_resume_command(command)}")
             raise Interrupted(stop.signum or signal.SIGINT) from None
         except Interrupted as exc:
-            print(f"\n{exc} at {_position(info)}; the training state is in {state_path}\n"
-                  f"resume with --resume: {_resume_command(command)}", file=sys.stderr)
+            _say(f"\n{exc} at {_position(info)}; the training state is in {state_path}\n"
+                 f"resume with --resume: {_resume_command(command)}")
             raise
 
 
@@ -244,10 +277,15 @@ def _epochs(job: Job, args: Args, train: tuple[torch.Tensor, torch.Tensor], devi
             command: str) -> dict:
     x_all, y_all = train
     metrics: dict[str, Any] = {}
+    w = distributed.world()
 
-    def save_state() -> None:
-        info["rng"] = _rng_state(device)
-        save_train_state(state_path, job.model, job.optimizer, info)
+    def save_state() -> None:  # a collective under torchrun: every rank's random state goes into rank 0's file
+        rng = _rng_state(device)
+        if w.size > 1:
+            info.update(world_size=w.size, rng_ranks=distributed.gather(rng))
+        info["rng"] = rng if w.main else info.get("rng")
+        if w.main:
+            save_train_state(state_path, job.model, job.optimizer, info)
 
     last_state = time.monotonic()
     while info["epoch"] < args.epochs:
@@ -258,48 +296,60 @@ def _epochs(job: Job, args: Args, train: tuple[torch.Tensor, torch.Tensor], devi
         clock = time.monotonic()
         job.model.train()
         with tqdm(range(info["batch"], len(batches)), desc=f"{job.name} epoch {epoch + 1}/{args.epochs}",
-                  leave=False, disable=args.quiet) as bar:
+                  leave=False, disable=args.quiet or not w.main) as bar:
             for b in bar:
-                idx = batches[b]
+                idx = batches[b].tensor_split(w.size)[w.rank]  # this rank's part of the global batch
+                if len(batches[b]) < w.size:  # not an image for every rank: skipped by all, the same way
+                    continue
                 if args.cosine:  # cosine decay of every group's lr to 0 over the whole run
                     frac = info["step"] / max(1, args.epochs * len(batches))
                     for group in job.optimizer.param_groups:
                         group["lr"] = job.base_lr * 0.5 * (1.0 + math.cos(math.pi * frac))
                 logs = job.step(x_all[idx].to(device), y_all[idx].to(device), info["step"])
+                stopping, due = stop.signum is not None, time.monotonic() - last_state > STATE_EVERY_S
+                if w.size > 1:  # the ranks' mean metrics, and whether any rank must stop or save: one all-reduce
+                    *means, stopping, due = distributed.reduce_values([*logs.values(), stopping, due], device=device)
+                    logs = dict(zip(logs, means))
                 for k, v in logs.items():
                     sums[k] = sums.get(k, 0.0) + v
                 info["step"] += 1
                 info["batch"] = b + 1
                 bar.set_postfix({k: f"{v:.3g}" for k, v in list(logs.items())[:3]})
-                if stop.signum is not None or time.monotonic() - last_state > STATE_EVERY_S:
+                if stopping or due:
                     info["wall_s"] += time.monotonic() - clock
                     clock = time.monotonic()
                     save_state()
                     last_state = time.monotonic()
-                    stop.check()  # the step finished and its state is saved: stop here if asked to
+                    if stopping:  # the step finished and its state is saved: stop here, every rank alike
+                        raise Interrupted(stop.signum or signal.SIGTERM)
         info["wall_s"] += time.monotonic() - clock
-        try:
-            with _fork_rng(device), stop.abortable():
+        evaluated: dict[str, Any] = {}
+        try:  # rank 0 evaluates; under torchrun not abortable, so the ranks meet again at the state save
+            with _fork_rng(device), (stop.abortable() if w.size == 1 else contextlib.nullcontext()):
                 job.model.eval()
-                evaluated = job.evaluate()
+                evaluated = job.evaluate() if w.main else {}
         except Interrupted:
             save_state()  # the epoch's training is done: a resumed run starts with its evaluation
             raise
         # from here to the state save a signal waits: the checkpoint, the log line and the state agree
-        metrics = {"epoch": epoch + 1, **{k: v / len(batches) for k, v in sums.items()}, **evaluated,
+        used = sum(len(idx) >= w.size for idx in batches)  # all of them for one process
+        metrics = {"epoch": epoch + 1, **{k: v / max(1, used) for k, v in sums.items()}, **evaluated,
                    "wall_s": round(info["wall_s"], 1)}
-        save_checkpoint(ckpt, job.model, kind=job.kind, dataset=args.dataset, command=command,
-                        args=vars(args), epochs=epoch + 1, metrics=metrics,
-                        extra={"seed": str(args.seed), "wall_s": f"{info['wall_s']:.1f}"})
-        line = json.dumps(metrics)
-        print(line, flush=True)
-        with open(log_path, "a") as fh:
-            fh.write(line + "\n")
+        if w.main:
+            save_checkpoint(ckpt, job.model, kind=job.kind, dataset=args.dataset, command=command,
+                            args=vars(args), epochs=epoch + 1, metrics=metrics,
+                            extra={"seed": str(args.seed), "wall_s": f"{info['wall_s']:.1f}",
+                                   "world_size": str(w.size)})
+            line = json.dumps(metrics)
+            print(line, flush=True)
+            with open(log_path, "a") as fh:
+                fh.write(line + "\n")
         info.update(epoch=epoch + 1, batch=0, sums={})
         save_state()
         last_state = time.monotonic()
-        if info["epoch"] < args.epochs:  # a stop asked for during the last save finds the run complete
-            stop.check()
+        # a stop asked for during the last save finds the run complete; under torchrun the ranks decide together
+        if info["epoch"] < args.epochs and distributed.any_rank(stop.signum is not None, device):
+            raise Interrupted(stop.signum or signal.SIGTERM)
     return metrics
 
 
@@ -317,12 +367,15 @@ def train(args: Args, command: str = "python -m lqvae.train") -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    device = resolve_device(args.device)
+    w = distributed.world()
+    device = distributed.device_for(args.device, w)
     train_set = load_split(args.dataset, "train", args.data_dir).tensors(args.limit)
     test_limit = args.test_limit or (min(args.limit, 10_000) if args.limit else None)
     test = load_split(args.dataset, "test", args.data_dir).tensors(test_limit)
     make = {"lqvae": lqvae_job, "classifier": classifier_job, "defensegan": defensegan_job}[args.what]
     job = make(args, test, device)
+    if w.size > 1:  # the same initial weights everywhere, then each rank its own stream of random draws
+        torch.manual_seed(args.seed * 1_000_003 + w.rank)
     return run(job, args, train_set, device, command)
 
 
