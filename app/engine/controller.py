@@ -25,6 +25,13 @@ from lqvae.spec.results import Analysis
 DEBOUNCE_MS = 150
 
 
+def whitebox_note(label: str, hardening: str | None) -> str:
+    """Why the adaptive threat on a classifier-side defense runs as the white-box attack."""
+    name = CLASSIFIER_DEFENSES.get(hardening or "", "A classifier-side defense")
+    return (f"{label}: {name} hardens the classifier itself, with no purifier to differentiate through, so the "
+            "adaptive attack on it is the white-box attack on that classifier: running it white-box.")
+
+
 class Controller(QObject):
     settledChanged = Signal()  # emitted whenever a job ends (tests and --screenshot wait on it)
 
@@ -230,7 +237,7 @@ class Controller(QObject):
             return
         problem = self._attack_problem()
         if problem:
-            s.notify(problem, "warning")
+            s.refuse(problem)  # the shown result stays marked out of date, with this reason
             return
         if auto and s.defense_is_slow():
             steps, restarts = DEFENSEGAN_SEARCH[s.defense.search]
@@ -246,6 +253,8 @@ class Controller(QObject):
         if auto and slow:
             s.notify(f"{s.attack.label()} is slow, so it runs on demand: press Run (Ctrl+R). "
                      "Showing the clean analysis.", "info")
+        elif request.attack is not None and s.adaptive_is_whitebox():
+            s.notify(whitebox_note(s.attack.label(), s.models.hardening), "info")
         if self._analysis is not None:
             self._analysis.cancel()
             self._pending = request
@@ -258,10 +267,7 @@ class Controller(QObject):
         if not a.enabled:
             return ""
         threat = THREATS[a.threat]
-        if threat.end_to_end and s.defense.purifier is None and s.models.hardening:
-            return (f"{a.label()}: {CLASSIFIER_DEFENSES[s.models.hardening]} hardens the classifier itself, there is "
-                    "no purifier to approximate; the white-box threat is already the adaptive attack on it.")
-        if threat.end_to_end and s.defense.purifier is None:
+        if threat.end_to_end and s.defense.purifier is None and not s.models.hardening:
             return (f"{a.label()}: BPDA attacks the defense end to end; choose a purifier in the Defense panel "
                     "(or the white-box threat for the classifier alone).")
         if threat.stochastic and s.purifier_kind(s.defense.purifier) == "defensegan":
@@ -293,10 +299,7 @@ class Controller(QObject):
         self.state.set_result(request, result)
         self.state.set_timings(attack_ms=result.attack_ms, purify_ms=result.purify_ms,
                                total_ms=(time.monotonic() - request.time) * 1000)
-        if request.attack is not None and result.attack_failed:
-            why = result.message or "no adversarial found"
-            self.state.notify(f"{request.attack.label()}: the attack failed on this image ({why}). "
-                              "Shown: the unchanged image.", "warning")
+        # an attack that fails on this image is a result (its tile says why), not a problem for the banner
 
     def _on_analysis_failed(self, message: str, tb: str) -> None:
         self.state.analysisFailed.emit(message)

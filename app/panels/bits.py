@@ -15,6 +15,7 @@ from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
+from app.panels.widgets import faded
 from app.state.app_state import AppState
 from app.state.settings import CLASSIFIER_DEFENSES, PURIFIER_LABELS, split_classifier
 from lqvae.spec.datasets import ETA_MEDIAN
@@ -114,9 +115,22 @@ class BitsPanel(QWidget):
         grid.addLayout(right, 0, 3, 3, 1)
         grid.setColumnStretch(2, 3)
         grid.setColumnStretch(3, 2)
+        # out of date: the grids, the μ plot and Theorem 1 fade, a reserved line says so (nothing moves)
+        self.stale = False
+        self.stale_note = QLabel("")
+        self.stale_note.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.stale_note.setStyleSheet(f"color:{FLIP.name()}; font-weight:bold;")
+        self.stale_note.setFixedHeight(self.stale_note.fontMetrics().lineSpacing() + 4)
+        grid.addWidget(self.stale_note, 3, 0, 1, 2)
+        self._fades = []
+        for w in (self.clean, self.adv, self.hamming, self.theorem):
+            effect = faded(w)
+            w.setGraphicsEffect(effect)
+            self._fades.append(effect)
         self.clear()
         state.resultChanged.connect(self.show_result)
         state.resultCleared.connect(self.clear)
+        state.resultStaleChanged.connect(self._on_stale)
         state.defenseSettingsChanged.connect(lambda _d: self._on_selection())
         state.modelSettingsChanged.connect(lambda _m: self._on_selection())
 
@@ -154,6 +168,13 @@ class BitsPanel(QWidget):
         self.moves.setData([], [])
         self.theorem.setText("")
         self.zplot.setVisible(not text)  # an explanation instead of bits: no empty μ axes beside it
+
+    def _on_stale(self, stale: bool) -> None:
+        self.stale = stale
+        for effect in self._fades:
+            effect.setEnabled(stale)
+        self.zplot.getPlotItem().getViewBox().setOpacity(0.3 if stale else 1.0)
+        self.stale_note.setText(self.state.stale_text())
 
     def _on_selection(self) -> None:
         """A defense without bits was chosen: drop the previous defense's bits now, not at the next result."""

@@ -44,6 +44,23 @@ class HistoryStrip(QWidget):
         layout.addWidget(self.list, 1)
         layout.addLayout(buttons)
         state.historyChanged.connect(self._rebuild)
+        state.resultChanged.connect(lambda *_: self._highlight())
+        state.resultStaleChanged.connect(lambda _stale: self._highlight())
+
+    def highlighted_row(self) -> int:
+        """The entry marked as the one on screen (-1: none, e.g. the shown result is out of date)."""
+        rows = self.list.selectedIndexes()
+        return rows[0].row() if rows else -1
+
+    def _highlight(self) -> None:
+        """Select the entry the panels show, only while it matches the selected settings."""
+        s = self.state
+        row = next((i for i, e in enumerate(s.history) if e.request is s.request), -1)
+        if row < 0 or s.stale:
+            self.list.clearSelection()
+            self.list.setCurrentRow(-1)
+        else:
+            self.list.setCurrentRow(row)
 
     def _clear(self) -> None:
         self.state.history.clear()
@@ -67,3 +84,4 @@ class HistoryStrip(QWidget):
                                   + (f" · true {names[label]}" if label is not None else "")))
             self.list.addItem(item)
         self.list.scrollToBottom()
+        self._highlight()

@@ -9,10 +9,11 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QFrame, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
 
+from app.render.images import ACCENT
 from app.state import paper_claims as paper_claims
 from app.state.results import Results, load_results, matching, share_under
 from app.state.app_state import AppState
-from app.state.settings import ATTACK_LABELS, DATASET_LABELS, THREAT_LABELS, defense_label
+from app.state.settings import ATTACK_LABELS, CLASSIFIER_DEFENSES, DATASET_LABELS, THREAT_LABELS, defense_label
 from app.panels.widgets import plain
 from lqvae.spec.results import Analysis
 
@@ -46,6 +47,7 @@ class HonestyPanel(QWidget):
             sig.connect(lambda *_: self.refresh())
         state.resultChanged.connect(self._on_result)
         state.resultCleared.connect(self._on_cleared)
+        state.resultStaleChanged.connect(lambda _stale: self.refresh())
         QTimer.singleShot(300, self.refresh)  # after the window is up: reading the results is file I/O
 
     def reload(self) -> None:
@@ -70,6 +72,13 @@ class HonestyPanel(QWidget):
         head = (f"<b>{DATASET_LABELS[m.dataset]} · classifier {plain(m.base)} · {plain(defense_label(m, d))} · "
                 f"{ATTACK_LABELS[a.attack].split(' (')[0]} · {THREAT_LABELS[a.threat]}</b>")
         rows = [head]
+        if s.stale:  # the image row shows a run made for other settings than those named above
+            rows.append(f"<b style='color:{ACCENT.name()}'>{plain(s.stale_text())}</b>: the images show an "
+                        "earlier run, not this setting.")
+        if s.adaptive_is_whitebox():
+            rows.append(f"<span style='color:#7a4b00'>{plain(CLASSIFIER_DEFENSES[m.hardening])} hardens the "
+                        "classifier itself: the adaptive attack on it is the white-box attack on that classifier, "
+                        "so that is what runs.</span>")
         eps = a.eps
         hits = matching(self.results, dataset=m.dataset, classifier=m.classifier, purifier=d.purifier,
                         attack=a.attack, threat=a.threat, eps=eps, substitute=a.substitute)
@@ -94,6 +103,6 @@ class HonestyPanel(QWidget):
         if d.purifier and a.threat == "whitebox":
             rows.append("<span style='color:#7a4b00'>White-box on the classifier is not an attack on the defense; "
                         "choose BPDA for the adaptive one.</span>")
-        if self._last_image_verdict:
+        if self._last_image_verdict and not s.stale:
             rows.append(f"{self._last_image_verdict} — one image, not a population.")
         self.text.setText("<br>".join(rows))

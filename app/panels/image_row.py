@@ -7,13 +7,15 @@ diverging map (blue darker, red lighter) and labelled with its L-inf and L2 size
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
 
 from app.render.images import ACCENT, NEUTRAL, diverging_rgb, gray_qimage, rgb_qimage, verdict_color
 from app.state.app_state import AppState
-from app.panels.widgets import PixelView
+from app.panels.widgets import PixelView, faded
 from lqvae.spec.results import Analysis
 
 TILES = (
@@ -29,6 +31,14 @@ TILES = (
     ("purified_original", "Purified original", "What the purifier makes of the clean image (LQ-VAE: g(H(f(x)))). "
                                                "Its errors cost accuracy even without an attack."),
 )
+
+
+def failure_text(message: str) -> str:
+    """Why the attack failed on this image, in the tile's words ("not adversarial within L∞ ε 0.3")."""
+    text = (message or "no adversarial example found").strip()
+    for engine, shown in (("linf eps", "L∞ ε"), ("l2 eps", "L2 ε"), ("Linf eps", "L∞ ε"), ("L2 eps", "L2 ε")):
+        text = text.replace(engine, shown)
+    return html.escape(text, quote=False)
 
 
 class ImageRow(QWidget):
@@ -51,15 +61,23 @@ class ImageRow(QWidget):
             caption.setMinimumHeight(34)
             for w in (head, view, caption):
                 w.setToolTip(tip)
+            caption.setGraphicsEffect(faded(caption))
             grid.addWidget(head, 0, col)
             grid.addWidget(view, 1, col)
             grid.addWidget(caption, 2, col)
             grid.setColumnStretch(col, 1)
             self.views[key], self.captions[key] = view, caption
+        # out of date: one line under the row, its height always reserved so the tiles never move
+        self.stale_note = QLabel("")
+        self.stale_note.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.stale_note.setStyleSheet(f"color:{ACCENT.name()}; font-weight:bold;")
+        self.stale_note.setFixedHeight(self.stale_note.fontMetrics().lineSpacing() + 4)
+        grid.addWidget(self.stale_note, 3, 0, 1, len(TILES))
+        self.stale = False
         self.clear()
         state.imageChanged.connect(self._on_image)
         state.resultChanged.connect(self.show_result)
-        state.analysisFailed.connect(lambda _msg: self._set_stale(False))
+        state.resultStaleChanged.connect(self._on_stale)
         state.resultCleared.connect(self._on_cleared)
 
     def clear(self) -> None:
@@ -71,12 +89,20 @@ class ImageRow(QWidget):
         self.clear()
         if self.state.image is not None:
             self._on_image(self.state.image)
-            self._set_stale(False)
 
-    def _set_stale(self, stale: bool) -> None:
+    def _on_stale(self, stale: bool) -> None:
+        """Grey the tiles of a result computed for other settings and say so; the original tile stays clear
+        when it already shows the newly chosen image (only its caption then belongs to the old result)."""
+        s = self.state
+        self.stale = stale
+        new_image = s.request is not None and s.image is not s.request.image
         for key, view in self.views.items():
-            if key != "original":
-                view.set_stale(stale)
+            view.set_stale(stale and not (key == "original" and new_image))
+        for caption in self.captions.values():
+            caption.graphicsEffect().setEnabled(stale)
+        text = s.stale_text(reason=True)
+        self.stale_note.setText(text)
+        self.stale_note.setToolTip(text)
 
     def _on_image(self, image) -> None:
         if self.state.is_quiet:  # a restored entry: its result follows at once, nothing goes stale
@@ -84,7 +110,6 @@ class ImageRow(QWidget):
         label = "" if image.label is None else f"true: {self._name(image.label)}"
         self.views["original"].set_image(gray_qimage(image.pixels), NEUTRAL)
         self.captions["original"].setText(label)
-        self._set_stale(True)
 
     def _name(self, k: int) -> str:
         names = self.state.class_names()
@@ -119,7 +144,8 @@ class ImageRow(QWidget):
             self.captions[key].setText(text)
         if result.has_attack and result.attack_failed:
             self.captions["adversarial"].setText(self.captions["adversarial"].text() + f"<br><span style='color:"
-                                                 f"{ACCENT.name()}'>attack failed</span>")
+                                                 f"{ACCENT.name()}'>attack failed: {failure_text(result.message)}"
+                                                 "</span>")
         if request.defense.mode == "stochastic" and result.stochastic_probs is not None:
             votes = np.bincount(np.argmax(result.stochastic_probs, 1), minlength=len(self.state.class_names()))
             top = [f"{self._name(int(k))}×{int(votes[k])}" for k in np.argsort(-votes)[:3] if votes[k] > 0]

@@ -11,7 +11,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QHBoxLayout, QWidget
 
-from app.render.images import BAD, GOOD
+from app.render.images import ACCENT, BAD, GOOD
 from app.state.app_state import AppState
 from app.state.settings import short_name
 from lqvae.spec.results import Analysis
@@ -25,6 +25,7 @@ class ProbabilityChart(pg.PlotWidget):
     def __init__(self, title: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setBackground("w")
+        self.title = title
         self.setTitle(title, color="#1f2933", size="10pt")
         self.setMouseEnabled(False, False)
         self.hideButtons()
@@ -42,6 +43,12 @@ class ProbabilityChart(pg.PlotWidget):
         self.addItem(self.markers)
         self.empty = pg.TextItem("", color="#7b8794", anchor=(0.5, 0.5))
         self.addItem(self.empty)
+
+    def set_stale(self, stale: bool) -> None:
+        """Fade the bars of an out-of-date result and say so in the title (same height: nothing moves)."""
+        self.getPlotItem().getViewBox().setOpacity(0.3 if stale else 1.0)
+        title, color = (f"{self.title} — out of date", ACCENT.name()) if stale else (self.title, "#1f2933")
+        self.setTitle(title, color=color, size="10pt")
 
     def set_classes(self, names: list[str]) -> None:
         self.getAxis("bottom").setTicks([[(i, short_name(n)) for i, n in enumerate(names)]])
@@ -97,6 +104,13 @@ class ProbabilityPanel(QWidget):
         state.modelSettingsChanged.connect(lambda _m: self._classes())
         state.resultChanged.connect(self.show_result)
         state.resultCleared.connect(self._classes)
+        state.resultStaleChanged.connect(self._on_stale)
+        self.stale = False
+
+    def _on_stale(self, stale: bool) -> None:
+        self.stale = stale
+        for chart in self.charts.values():
+            chart.set_stale(stale)
 
     def _classes(self) -> None:
         for chart in self.charts.values():

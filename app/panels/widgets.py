@@ -8,13 +8,23 @@ import html
 
 from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
-from PySide6.QtWidgets import QGroupBox, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsOpacityEffect, QGroupBox, QSizePolicy, QVBoxLayout, QWidget
 
 from app.render.images import paint_pixel_exact
 
 
 # Invisible characters that reorder the text around them: "photo\u202egnp.exe" would read "photoexe.png".
 _BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u061c")
+
+
+def faded(widget: QWidget) -> QGraphicsOpacityEffect:
+    """An opacity effect, off until enabled, that greys an out-of-date widget (coloured text included).
+
+    Set it with ``widget.setGraphicsEffect(faded(widget))`` and switch it with ``setEnabled(stale)``."""
+    effect = QGraphicsOpacityEffect(widget)
+    effect.setOpacity(0.35)
+    effect.setEnabled(False)
+    return effect
 
 
 def plain(text: object) -> str:

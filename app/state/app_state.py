@@ -37,6 +37,7 @@ class AppState(QObject):
     analysisProgress = Signal(float, str)
     resultChanged = Signal(object, object)  # AnalysisRequest, Analysis
     resultCleared = Signal()  # the shown result no longer matches the models (dataset changed)
+    resultStaleChanged = Signal(bool)  # True: the shown result was computed for other settings than the selected
     analysisFailed = Signal(str)
     busyChanged = Signal(bool)
     historyChanged = Signal()
@@ -69,6 +70,8 @@ class AppState(QObject):
         self.result: Analysis | None = None
         self.history: list[HistoryEntry] = []
         self.busy = False
+        self.stale = False  # the shown result was computed for other settings (see result_is_current)
+        self.stale_reason = ""  # why the run for the selected settings was refused ("" if it was not)
         self.timings: dict[str, float] = {}
         self._next_id = 0
         self._quiet = 0  # depth of nested quiet() blocks
@@ -90,11 +93,24 @@ class AppState(QObject):
         names = self.engine.classifiers if self.engine is not None else []
         return [n for n in names if split_classifier(n)[1] is None]
 
+    def adaptive_is_whitebox(self) -> bool:
+        """The adaptive (end-to-end) threat is selected on a classifier-side defense (Madry, Adv Tr) without a
+        purifier: the classifier is the whole defense, so the adaptive attack on it is the white-box attack."""
+        a = self.attack
+        return a.enabled and THREATS[a.threat].end_to_end and self.defense.purifier is None and bool(
+            self.models.hardening)
+
+    def effective_attack(self) -> AttackSettings | None:
+        """The attack as it runs (None when off): the selected one, white-box when ``adaptive_is_whitebox``."""
+        if not self.attack.enabled:
+            return None
+        return replace(self.attack, threat="whitebox") if self.adaptive_is_whitebox() else self.attack
+
     def attack_is_slow(self) -> bool:
         """The attack runs on demand: slow in itself, or BPDA through Defense-GAN (a search every step)."""
-        a = self.attack
+        a = self.effective_attack()
         searching = self.purifier_kind(self.defense.purifier) == "defensegan"
-        return a.enabled and (a.is_slow or (searching and THREATS[a.threat].end_to_end))
+        return a is not None and (a.is_slow or (searching and THREATS[a.threat].end_to_end))
 
     def defense_is_slow(self) -> bool:
         """Every analysis is slow (Defense-GAN with the paper's search): nothing runs until Run is pressed."""
@@ -105,23 +121,27 @@ class AppState(QObject):
         if new != self.models:
             self.models = new
             self.modelSettingsChanged.emit(new)
+            self._settings_changed()
 
     def set_attack(self, **changes: Any) -> None:
         new = replace(self.attack, **changes)
         if new != self.attack:
             self.attack = new
             self.attackSettingsChanged.emit(new)
+            self._settings_changed()
 
     def set_defense(self, **changes: Any) -> None:
         new = replace(self.defense, **changes)
         if new != self.defense:
             self.defense = new
             self.defenseSettingsChanged.emit(new)
+            self._settings_changed()
 
     def set_image(self, pixels: np.ndarray, label: int | None = None, source: str = "") -> None:
         pixels = np.clip(np.asarray(pixels, np.float32).reshape(28, 28), 0.0, 1.0)
         self.image = InputImage(pixels, label, source, self.models.dataset)
         self.imageChanged.emit(self.image)
+        self._settings_changed()
 
     def set_engine_info(self, info: EngineInfo) -> None:
         self.engine = info
@@ -136,7 +156,7 @@ class AppState(QObject):
         if self.image is None:
             return None
         self._next_id += 1
-        attack = self.attack if (with_attack and self.attack.enabled) else None
+        attack = self.effective_attack() if with_attack else None
         return AnalysisRequest(self._next_id, self.image, self.models, attack, self.defense)
 
     def set_busy(self, busy: bool) -> None:
@@ -151,10 +171,51 @@ class AppState(QObject):
             del self.history[:-50]
             self.historyChanged.emit()
         self.resultChanged.emit(request, result)
+        self._refresh_stale(always=True)  # the panels just drew it: tell them at once whether it is current
 
     def clear_result(self) -> None:
         self.request, self.result = None, None
         self.resultCleared.emit()
+        self._refresh_stale()
+
+    # ---------------------------------------------------------------- is the shown result current?
+    def result_is_current(self) -> bool:
+        """The one rule: the shown result was computed for the selected image (the same object), models
+        (dataset, classifier), defense (purifier, mode, samples, search) and attack (as it runs: kind,
+        threat, ε, target ...). A clean-only result (no attack) claims nothing about the attack, so only
+        the rest must match. Nothing shown is never out of date."""
+        req = self.request
+        if req is None or self.result is None:
+            return True
+        return (req.image is self.image and req.models == self.models and req.defense == self.defense
+                and (req.attack is None or req.attack == self.effective_attack()))
+
+    def refuse(self, reason: str) -> None:
+        """The run for the selected settings was refused: say why, and keep the shown result marked out of date
+        with the reason until the settings change or a run succeeds."""
+        self.notify(reason, "warning")
+        self.stale_reason = reason
+        self._refresh_stale(always=True)
+
+    def stale_text(self, *, reason: bool = False) -> str:
+        """The label an out-of-date panel shows ("" when the result is current)."""
+        if not self.stale:
+            return ""
+        if reason and self.stale_reason:
+            return f"Out of date — not run: {self.stale_reason}"
+        return "Out of date — press Run"
+
+    def _settings_changed(self) -> None:
+        self.stale_reason = ""  # a refusal was about the previous settings
+        self._refresh_stale()
+
+    def _refresh_stale(self, *, always: bool = False) -> None:
+        stale = not self.result_is_current()
+        if not stale:
+            self.stale_reason = ""
+        if always or stale != self.stale:
+            self.stale = stale
+            self.resultStaleChanged.emit(stale)
 
     @contextlib.contextmanager
     def quiet(self) -> Iterator[None]:
@@ -186,6 +247,7 @@ class AppState(QObject):
             self.attackSettingsChanged.emit(self.attack)
             self.defenseSettingsChanged.emit(self.defense)
             self.imageChanged.emit(self.image)
+            self.stale_reason = ""
             self.set_result(req, entry.result, record=False)
 
     # ---------------------------------------------------------------- intents

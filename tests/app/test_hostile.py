@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 from tests.app.helpers import open_window, child_env, run_main, wait_settled
 
 MARKUP_NAME = "<h1>BIG<a href='javascript:alert(1)'>x:y.png"
