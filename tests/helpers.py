@@ -33,3 +33,23 @@ def make_idx_folder(folder: Path, *, dotted: bool, compress: bool, n_train: int 
         name = stem.replace("-idx", ".idx") if dotted else stem
         write_idx(folder / (name + (".gz" if compress else "")), np.asarray(arr), compress)
     return folder
+
+
+def tiny_checkpoints(root: Path, *, extra: dict | None = None) -> Path:
+    """Random-weight MNIST classifiers A and B and an LQ-VAE (latent 16) under ``root/mnist``, seeded: the CLI
+    tests' checkpoint root. ``extra`` maps further file stems to (model, kind)."""
+    import torch
+
+    from lqvae.core.config import ClassifierConfig, LQVAEConfig
+    from lqvae.core.models import LQVAE, Classifier
+    from lqvae.io.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    for arch in "AB":
+        save_checkpoint(root / "mnist" / f"classifier_{arch}.safetensors", Classifier(ClassifierConfig(arch=arch)),
+                        kind="classifier", dataset="mnist")
+    save_checkpoint(root / "mnist" / "lqvae.safetensors", LQVAE(LQVAEConfig.mnist(latent_dim=16), training_parts=False),
+                    kind="lqvae", dataset="mnist")
+    for stem, (model, kind) in (extra or {}).items():
+        save_checkpoint(root / "mnist" / f"{stem}.safetensors", model, kind=kind, dataset="mnist")
+    return root

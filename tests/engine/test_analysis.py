@@ -11,13 +11,13 @@ import pytest
 import torch
 from torch import nn
 
+from tests.helpers import tiny_checkpoints
 from lqvae.evaluate.analysis import Analysis, analyze
 from lqvae.attacks.runners import AttackSpec
-from lqvae.io.checkpoint import save_checkpoint
-from lqvae.core.config import ClassifierConfig, LQVAEConfig
+from lqvae.core.config import LQVAEConfig
 from lqvae.evaluate.scoring import bit_flip_stats, evaluate_batch
 from lqvae.evaluate.tables import build_table, table_jobs
-from lqvae.core.models import LQVAE, Classifier
+from lqvae.core.models import LQVAE
 from lqvae.core.theory import flip_probability, theorem1
 from lqvae.spec.results import Theorem1
 
@@ -141,13 +141,7 @@ def _write_idx(path: Path, array: np.ndarray) -> None:
 @pytest.fixture(scope="module")
 def cli_env(tmp_path_factory):
     """A checkpoint root with classifiers A, B and an LQ-VAE, and an idx data folder of 8 test images."""
-    root = tmp_path_factory.mktemp("ckpt")
-    torch.manual_seed(0)
-    for arch in "AB":
-        save_checkpoint(root / "mnist" / f"classifier_{arch}.safetensors", Classifier(ClassifierConfig(arch=arch)),
-                        kind="classifier", dataset="mnist")
-    save_checkpoint(root / "mnist" / "lqvae.safetensors", LQVAE(LQVAEConfig.mnist(latent_dim=16), training_parts=False),
-                    kind="lqvae", dataset="mnist")
+    root = tiny_checkpoints(tmp_path_factory.mktemp("ckpt"))
     data = tmp_path_factory.mktemp("data")
     rng = np.random.default_rng(0)
     for split, n in (("train", 4), ("t10k", 8)):

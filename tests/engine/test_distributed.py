@@ -21,10 +21,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from lqvae.core import distributed
-from lqvae.core.config import ClassifierConfig, LQVAEConfig
-from lqvae.core.models import LQVAE, Classifier
-from lqvae.io.checkpoint import save_checkpoint
-from tests.helpers import ROOT, make_idx_folder
+from lqvae.core.config import LQVAEConfig
+from lqvae.core.models import LQVAE
+from tests.helpers import tiny_checkpoints, ROOT, make_idx_folder
 
 PYTHON = sys.executable
 # torchrun gives each process one thread; one process compared with it must sum its floats in the same order
@@ -48,13 +47,7 @@ def _run(argv: list[str], nproc: int, tmp: Path) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory) -> tuple[Path, Path]:
     """A checkpoint root with classifiers A, B and an LQ-VAE, and an idx data folder of 12 test images."""
-    root = tmp_path_factory.mktemp("ckpt")
-    torch.manual_seed(0)
-    for arch in "AB":
-        save_checkpoint(root / "mnist" / f"classifier_{arch}.safetensors", Classifier(ClassifierConfig(arch=arch)),
-                        kind="classifier", dataset="mnist")
-    save_checkpoint(root / "mnist" / "lqvae.safetensors", LQVAE(LQVAEConfig.mnist(latent_dim=16), training_parts=False),
-                    kind="lqvae", dataset="mnist")
+    root = tiny_checkpoints(tmp_path_factory.mktemp("ckpt"))
     data = make_idx_folder(tmp_path_factory.mktemp("data"), dotted=False, compress=False, n_train=64, n_test=12)
     return root, data
 

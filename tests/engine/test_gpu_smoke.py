@@ -20,11 +20,9 @@ import pytest
 import torch
 
 from lqvae.core import distributed
-from lqvae.core.config import ClassifierConfig, DefenseGANConfig, LQVAEConfig
+from lqvae.core.config import DefenseGANConfig
 from lqvae.core.defensegan import DefenseGAN
-from lqvae.core.models import LQVAE, Classifier
-from lqvae.io.checkpoint import save_checkpoint
-from tests.helpers import ROOT, make_idx_folder
+from tests.helpers import tiny_checkpoints, ROOT, make_idx_folder
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run with --device cuda)")
 GPUS = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -32,15 +30,8 @@ GPUS = torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("ckpt")
-    torch.manual_seed(0)
-    for arch in "AB":
-        save_checkpoint(root / "mnist" / f"classifier_{arch}.safetensors", Classifier(ClassifierConfig(arch=arch)),
-                        kind="classifier", dataset="mnist")
-    save_checkpoint(root / "mnist" / "lqvae.safetensors", LQVAE(LQVAEConfig.mnist(latent_dim=16), training_parts=False),
-                    kind="lqvae", dataset="mnist")
-    save_checkpoint(root / "mnist" / "defensegan.safetensors", DefenseGAN(DefenseGANConfig()), kind="defensegan",
-                    dataset="mnist")
+    root = tiny_checkpoints(tmp_path_factory.mktemp("ckpt"),
+                            extra={"defensegan": (DefenseGAN(DefenseGANConfig()), "defensegan")})
     data = make_idx_folder(tmp_path_factory.mktemp("data"), dotted=False, compress=False, n_train=64, n_test=16)
     return root, data
 
