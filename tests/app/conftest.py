@@ -7,13 +7,14 @@ the whole session. Helpers that are not fixtures are in ``tests/app/helpers.py``
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["LQVAE_THREADS"] = "1"
 
 import pytest  # noqa: E402
 
-from tests.app.helpers import make_env, open_window  # noqa: E402
+from tests.app.helpers import make_env, open_window, tiny_defenses  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -45,3 +46,11 @@ def window(qtbot, app_env, model_cache):
     win.controller.shutdown()
 
 
+@pytest.fixture
+def defended_window(qtbot, tmp_path, monkeypatch, app_env):
+    """A started window whose checkpoints add Defense-GAN, the VAE and a "Madry" classifier A to the tiny models."""
+    tiny_defenses(tmp_path / "ckpt", Path(app_env["LQVAE_CHECKPOINTS"]))
+    monkeypatch.setenv("LQVAE_CHECKPOINTS", str(tmp_path / "ckpt"))
+    win = open_window(qtbot)
+    yield win
+    win.controller.shutdown()

@@ -4,6 +4,7 @@ a user might drop that are not images."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -140,3 +141,35 @@ def broken_files(folder):
         "folder": (folder / "a_folder.png", "folder"),
         "missing": (folder / "nowhere.png", "no such file"),
     }
+
+
+MADRY = "Madry adversarial training"  # the Defense box's label of the classifier-side defense
+
+
+def choose(combo, text: str) -> None:
+    """Pick the entry ``text`` of a combo box as a user would (it must be there)."""
+    i = combo.findText(text)
+    assert i >= 0, f"{text!r} not in {[combo.itemText(k) for k in range(combo.count())]}"
+    combo.setCurrentIndex(i)
+
+
+def tiny_defenses(root: Path, source: Path) -> None:
+    """Random-weight Defense-GAN, VAE and a "Madry" classifier A beside the session's tiny models."""
+    import torch
+
+    from lqvae.io.checkpoint import save_checkpoint
+    from lqvae.core.config import ClassifierConfig, DefenseGANConfig, LQVAEConfig
+    from lqvae.core.defensegan import DefenseGAN
+    from lqvae.core.models import LQVAE, Classifier
+
+    shutil.copytree(source, root)
+    folder = root / "mnist"
+    torch.manual_seed(1)
+    save_checkpoint(folder / "defensegan.safetensors", DefenseGAN(DefenseGANConfig(dim=8)), kind="defensegan",
+                    dataset="mnist")
+    save_checkpoint(folder / "vae.safetensors", LQVAE(LQVAEConfig.mnist(quantizer="none"), training_parts=False),
+                    kind="lqvae", dataset="mnist")
+    save_checkpoint(folder / "classifier_A_madry.safetensors", Classifier(ClassifierConfig(arch="A")),
+                    kind="classifier", dataset="mnist", epochs=1,
+                    args={"adv": "madry", "epochs": 1, "pgd_steps": 7, "adv_eps": 0.3},
+                    metrics={"test_accuracy": 50.0, "pgd20_accuracy_1000": 20.0})

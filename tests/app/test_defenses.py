@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.app.helpers import open_window, ROOT, SHIPPED, wait_settled
+from tests.app.helpers import MADRY, ROOT, SHIPPED, choose, wait_settled
 from PySide6.QtCore import Qt
 
 from app.state.app_state import AppState
 from app.state.settings import (AnalysisRequest, AttackSettings, DefenseSettings, EngineInfo, EvaluationRequest,
                                 InputImage, ModelSettings)
 
-MADRY, ADVTR = "Madry adversarial training", "FGSM adversarial training (Adv Tr)"
+ADVTR = "FGSM adversarial training (Adv Tr)"
 
 
 def fake_info() -> EngineInfo:
@@ -38,12 +37,6 @@ def panels(qtbot):
         qtbot.addWidget(w)
     state.set_engine_info(fake_info())
     return state, defense, models
-
-
-def choose(combo, text: str) -> None:
-    i = combo.findText(text)
-    assert i >= 0, f"{text!r} not in {[combo.itemText(k) for k in range(combo.count())]}"
-    combo.setCurrentIndex(i)
 
 
 def texts(combo) -> list[str]:
@@ -298,38 +291,8 @@ def test_evaluate_tab_names_the_classifier_side_defense(qtbot):
 
 
 # ----------------------------------------------------------------------------- the window
-def tiny_defenses(root: Path, source: Path) -> None:
-    """Random-weight Defense-GAN, VAE and a "Madry" classifier A beside the session's tiny models."""
-    import torch
-
-    from lqvae.io.checkpoint import save_checkpoint
-    from lqvae.core.config import ClassifierConfig, DefenseGANConfig, LQVAEConfig
-    from lqvae.core.defensegan import DefenseGAN
-    from lqvae.core.models import LQVAE, Classifier
-
-    shutil.copytree(source, root)
-    folder = root / "mnist"
-    torch.manual_seed(1)
-    save_checkpoint(folder / "defensegan.safetensors", DefenseGAN(DefenseGANConfig(dim=8)), kind="defensegan",
-                    dataset="mnist")
-    save_checkpoint(folder / "vae.safetensors", LQVAE(LQVAEConfig.mnist(quantizer="none"), training_parts=False),
-                    kind="lqvae", dataset="mnist")
-    save_checkpoint(folder / "classifier_A_madry.safetensors", Classifier(ClassifierConfig(arch="A")),
-                    kind="classifier", dataset="mnist", epochs=1,
-                    args={"adv": "madry", "epochs": 1, "pgd_steps": 7, "adv_eps": 0.3},
-                    metrics={"test_accuracy": 50.0, "pgd20_accuracy_1000": 20.0})
-
-
-@pytest.fixture
-def window(qtbot, tmp_path, monkeypatch, app_env):
-    tiny_defenses(tmp_path / "ckpt", Path(app_env["LQVAE_CHECKPOINTS"]))
-    monkeypatch.setenv("LQVAE_CHECKPOINTS", str(tmp_path / "ckpt"))
-    win = open_window(qtbot)
-    yield win
-    win.controller.shutdown()
-
-
-def test_window_defensegan_paper_search_runs_on_demand_then_madry(qtbot, window, monkeypatch):
+def test_window_defensegan_paper_search_runs_on_demand_then_madry(qtbot, defended_window, monkeypatch):
+    window = defended_window
     from app.state import settings as state_module
 
     s, panel = window.state, window.defense

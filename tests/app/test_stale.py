@@ -4,24 +4,12 @@ on a classifier-side defense runs as the white-box attack, and messages never mo
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
-import pytest
 from PySide6.QtCore import QPoint
 from PySide6.QtWidgets import QApplication
-from tests.app.helpers import open_window, wait_settled
-from tests.app.test_defenses import MADRY, choose, tiny_defenses
-
-
-@pytest.fixture
-def defended(qtbot, tmp_path, monkeypatch, app_env):
-    """A window whose checkpoints add Defense-GAN, the VAE and a "Madry" classifier A to the tiny models."""
-    tiny_defenses(tmp_path / "ckpt", Path(app_env["LQVAE_CHECKPOINTS"]))
-    monkeypatch.setenv("LQVAE_CHECKPOINTS", str(tmp_path / "ckpt"))
-    win = open_window(qtbot)
-    yield win
-    win.controller.shutdown()
+from tests.app.helpers import wait_settled
+from tests.app.helpers import MADRY, choose
 
 
 def computed_for_selection(s) -> bool:
@@ -54,8 +42,8 @@ def assert_never_stale_unmarked(win, step: str) -> None:
         assert all(marked.values()), (step, marked)
 
 
-def test_no_sequence_of_setting_changes_leaves_an_unmarked_stale_result(qtbot, defended):
-    win, s = defended, defended.state
+def test_no_sequence_of_setting_changes_leaves_an_unmarked_stale_result(qtbot, defended_window):
+    win, s = defended_window, defended_window.state
     # the issue's sequence: Defense-GAN under BPDA, then the classifier-side defenses
     s.set_attack(attack="fgsm", eps_linf=0.3, threat="bpda", enabled=True)
     choose(win.defense.purifier, "Defense-GAN")
@@ -122,8 +110,8 @@ def test_history_restore_and_a_fresh_run_are_current(qtbot, window):
     assert window.history.highlighted_row() == len(s.history) - 2
 
 
-def test_adaptive_threat_on_madry_runs_the_whitebox_attack_and_says_so(qtbot, defended):
-    win, s = defended, defended.state
+def test_adaptive_threat_on_madry_runs_the_whitebox_attack_and_says_so(qtbot, defended_window):
+    win, s = defended_window, defended_window.state
     texts: list[str] = []
     s.message.connect(lambda level, text: texts.append(text))
     s.set_attack(attack="fgsm", eps_linf=0.3, threat="bpda", enabled=True)
