@@ -276,7 +276,7 @@ def _image(draw, bad: bool):
     if "value" in spoil and base.size:
         base.flat[draw(st.integers(0, base.size - 1))] = draw(st.sampled_from(SPECIALS))
     with np.errstate(all="ignore"):
-        arr = base.astype(dtype)
+        arr = np.asarray(base.astype(dtype))  # a 0-d array stays an array (round() makes it a scalar)
     return torch.from_numpy(arr) if draw(st.booleans()) and dtype not in (object, np.uint16) else arr
 
 
