@@ -102,13 +102,26 @@ class MainWindow(QMainWindow):
 
         self.history.exportClicked.connect(self.export_current)
         self._shortcuts()
+        self._menus()
+
+    def _menus(self) -> None:
+        """The menu bar: File, View, Help. Features add their actions in ``install(window)`` functions."""
+        bar = self.menuBar()
+        self.menu_file = bar.addMenu("&File")
+        self.menu_view = bar.addMenu("&View")
+        self.menu_help = bar.addMenu("&Help")
+        self.menu_file.addAction("Open image…", QKeySequence.StandardKey.Open, self.inputs.file.choose)
+        self.menu_file.addAction("Export result (PNG + JSON)…", QKeySequence("Ctrl+E"), lambda: self.export_current())
+        # feature hooks: one line each, each in its own module (keep this list in this order)
+        self.menu_file.addSeparator()
+        self.menu_file.addAction("Quit", QKeySequence.StandardKey.Quit, self.close)
 
     def _shortcuts(self) -> None:
         s, samples = self.state, self.inputs.samples
-        keys = [(QKeySequence.StandardKey.Open, self.inputs.file.choose), ("Ctrl+R", lambda: s.request_run(False)),
+        keys = [("Ctrl+R", lambda: s.request_run(False)),
                 ("F5", lambda: s.request_run(False)), ("Esc", s.request_cancel), ("N", lambda: samples.step(1)),
                 ("P", lambda: samples.step(-1)), ("Ctrl+Right", lambda: samples.step(1)),
-                ("Ctrl+Left", lambda: samples.step(-1)), ("Ctrl+E", self.export_current),
+                ("Ctrl+Left", lambda: samples.step(-1)),
                 ("Ctrl+1", lambda: self.tabs.setCurrentIndex(0)), ("Ctrl+2", lambda: self.tabs.setCurrentIndex(1))]
         for key, slot in keys:
             QShortcut(QKeySequence(key), self, slot)
