@@ -14,10 +14,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.app.helpers import open_window
 
-ACTIONS = 300
+ACTIONS = 300  # the full monkey (marked slow); the default run keeps a third of it as a smoke
+SMOKE_ACTIONS = 100
 MAX_STALL_S = 0.25
 # Refusals the engine and loaders raise on purpose, with a message for the user; anything else is a bug.
 OWN_ERRORS = ("ImageLoadError", "CheckpointError", "InputError")
@@ -88,7 +90,8 @@ def _visible(widget) -> bool:
     return widget.isVisible() and widget.isEnabled()
 
 
-def test_random_user_actions_never_raise_or_stall(qtbot, tmp_path, monkeypatch, app_env, model_cache):
+@pytest.mark.parametrize("actions", [SMOKE_ACTIONS, pytest.param(ACTIONS, marks=pytest.mark.slow)])
+def test_random_user_actions_never_raise_or_stall(actions, qtbot, tmp_path, monkeypatch, app_env, model_cache):
     from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
     from PySide6.QtGui import QDropEvent
     from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QLineEdit, QPushButton, QSlider, QSpinBox,
@@ -208,7 +211,7 @@ def test_random_user_actions_never_raise_or_stall(qtbot, tmp_path, monkeypatch, 
         return "nothing"
 
     done: list[str] = []
-    for _ in range(ACTIONS):
+    for _ in range(actions):
         Heartbeat.current = act()
         done.append(Heartbeat.current)
         qtbot.wait(rng.choice([0, 20, 100, 250]))
@@ -218,7 +221,7 @@ def test_random_user_actions_never_raise_or_stall(qtbot, tmp_path, monkeypatch, 
     qtbot.waitUntil(lambda: not win.controller.pool.busy(), timeout=60_000)
     beat.timer.stop()
 
-    assert len(started) >= 30 and len(finished) >= 30, "the monkey must exercise the engine, not only the widgets"
+    assert min(len(started), len(finished)) >= actions // 10, "the monkey must exercise the engine, not only the widgets"
     assert not raised, f"exceptions in slots: {raised[:5]} (actions: {done[-10:]})"
     assert not unexpected, f"worker errors that are bugs, not refusals: {unexpected[:5]}"
     print(f"\nstress: worst stall {beat.worst * 1000:.0f} ms after {beat.where!r}; actions: {sorted(set(a.split()[0] for a in done))}; analyses started {len(started)}, drawn {len(finished)}")

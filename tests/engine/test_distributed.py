@@ -99,7 +99,9 @@ def test_evaluate_run_on_two_processes_equals_one(env, tmp_path):
     assert proc.stdout.count("mnist A+lqvae pgd/whitebox") == 1  # rank 0 alone reports
 
 
-# ~25 s: three launches of a table 7; in the default run because the issue asks for it in the suite
+# ~20 s: a table 7 on one and on two processes (slow: the default run keeps the evaluate-run check above,
+# which shards and merges through the same code)
+@pytest.mark.slow
 def test_evaluate_table_cells_on_two_processes_equal_one(env, tmp_path):
     root, data = env
     argv = ["lqvae.evaluate", "table", "--paper-table", "7", "--dataset", "mnist", "--n-images", "4",
@@ -185,6 +187,7 @@ def _train_worker(rank: int, world: int, port: int, argv: list[str], out: str) -
     torch.save({"weights": jobs[0].model.state_dict(), "metrics": metrics}, f"{out}/rank{rank}.pt")
 
 
+@pytest.mark.slow  # ~12 s; the default run keeps the DDP double-backward check above
 def test_ddp_training_with_the_gradient_penalty(env, tmp_path):
     _, data = env
     run_dir = tmp_path / "run"
