@@ -13,8 +13,15 @@ API, same ``state_dict``, ``isinstance`` checks unchanged) whose weights are a f
   the allocator's cache. The dense layers stay float32 ``addmm``; their weights are permuted once so the
   channels-last activations flatten without a copy (the decoder's rows: exact; the encoder's columns:
   the dot product sums in another order, |d mu| <= ~1e-6).
-* **with autograd** (the BPDA and EOT attacks differentiate w.r.t. the input) the eager modules run, with
-  model and input in ``torch.channels_last``, so gradients flow exactly as through the plain model.
+* **with autograd for the input alone** (the BPDA and EOT attacks: the snapshot's weights never need a
+  gradient) the same fused forward runs, keeping each layer's output, and ``_EncodeFn``/``_DecodeFn`` compute
+  the input gradient by hand: ``aten.convolution_backward`` for the input only, ``leaky_relu_backward`` and
+  ``sigmoid_backward`` from the saved outputs, two matrix products per dense layer. The quantizer between them
+  stays the module itself, so BPDA through H~, straight-through and the stochastic mode's log-variance path are
+  unchanged. The gradient is as exact as autograd through the plain model in channels-last
+  (``tests/engine/test_fast_path.py`` checks both against a float64 copy). It is once differentiable: a
+  second derivative raises instead of coming back wrong.
+* **otherwise** (a weight that needs a gradient) the eager modules run in ``torch.channels_last``.
 
 Bit codes H(mu) equal the plain float32 model's on all 20,000 MNIST and Fashion-MNIST test images for
 every shipped LQ-VAE (``tests/engine/test_fast_path.py`` pins it on the bundled samples); the purified
@@ -73,6 +80,7 @@ class _Layer:
             weight = transposed_as_conv_weight(weight)
             self.padding = [k - 1 - p for k, p in zip(mod.kernel_size, self.padding)]
         self.bias = None if mod.bias is None else mod.bias.detach().contiguous()
+        self.weight = weight.contiguous(memory_format=torch.channels_last)  # unpacked, in this form: for the backward
         self.in_channels, self.hw = mod.in_channels, hw
         self.packed = {n: self._pack(weight.contiguous(), n) for n in (_ONE, CHUNK)}
 
@@ -97,6 +105,20 @@ class _Layer:
                                                             self.scalars, "")
         return _mkldnn._convolution_pointwise(x, w, self.bias, self.padding, self.stride, self.dilation, self.groups,
                                               self.attr, self.scalars, "")
+
+
+    def input_grad(self, grad_out: Tensor, y: Tensor, x: Tensor) -> Tensor:
+        """d loss / d x from d loss / d y, where y = act(conv(x)) is this layer's saved output (no weight gradient)."""
+        if self.attr == "leaky_relu":  # the slope > 0 keeps the sign: y > 0 exactly where the pre-activation is
+            grad_out = torch.ops.aten.leaky_relu_backward(grad_out, y, self.scalars[0], True)
+        elif self.attr == "sigmoid":
+            grad_out = torch.ops.aten.sigmoid_backward(grad_out, y)
+        elif self.attr == "relu":
+            grad_out = torch.ops.aten.threshold_backward(grad_out, y, 0)
+        grad_in, _, _ = torch.ops.aten.convolution_backward(
+            grad_out.contiguous(memory_format=torch.channels_last), x, self.weight, None, self.stride, self.padding,
+            self.dilation, self.transposed, self.output_padding or [0, 0], self.groups, [True, False, False])
+        return grad_in
 
 
 def _conv_layers(seq: nn.Sequential, hw: int) -> tuple[list[_Layer], int]:
@@ -128,12 +150,37 @@ class _FastEncoder:
         self.logvar = (enc.logvar.weight.detach(), enc.logvar.bias.detach())
 
     def __call__(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        mu, logvar, _ = self.forward_saving(x, keep=False)
+        return mu, logvar.clamp_(-20.0, 10.0)
+
+    def forward_saving(self, x: Tensor, *, keep: bool) -> tuple[Tensor, Tensor, list[Tensor]]:
+        """mu, the unclamped log-variance, and (``keep``) every activation the input gradient needs."""
         h = x.contiguous(memory_format=torch.channels_last)
+        acts = [h]
         for layer in self.convs:
             h = layer(h)
+            acts.append(h)
         h = h.permute(0, 2, 3, 1).reshape(h.shape[0], -1)  # (B, H*W*C), a view of the channels-last tensor
         h = F.leaky_relu_(torch.addmm(self.fc_b, h, self.fc_w.t()), self.slope)  # (B, 1024)
-        return F.linear(h, *self.mu), F.linear(h, *self.logvar).clamp(-20.0, 10.0)
+        acts.append(h)
+        return F.linear(h, *self.mu), F.linear(h, *self.logvar), acts if keep else []
+
+    def input_grad(self, acts: list[Tensor], logvar: Tensor, g_mu: Tensor | None, g_logvar: Tensor | None) -> Tensor:
+        """d loss / d x from d loss / d (mu, clamped log-variance); ``acts`` from ``forward_saving(keep=True)``."""
+        h = acts[-1]
+        g = torch.zeros_like(h)
+        if g_mu is not None:
+            g.addmm_(g_mu, self.mu[0])
+        if g_logvar is not None:  # clamp's gradient: through where -20 <= logvar <= 10 (torch's own rule)
+            g.addmm_(g_logvar * ((logvar >= -20.0) & (logvar <= 10.0)), self.logvar[0])
+        g = torch.ops.aten.leaky_relu_backward(g, h, self.slope, True)
+        g = torch.mm(g, self.fc_w)  # (B, H*W*C)
+        last = acts[-2]
+        b, c, hh, ww = last.shape
+        g = g.view(b, hh, ww, c).permute(0, 3, 1, 2)  # (B, C, H, W), channels-last
+        for i in range(len(self.convs) - 1, -1, -1):
+            g = self.convs[i].input_grad(g, acts[i + 1], acts[i])
+        return g
 
 
 class _FastDecoder:
@@ -151,13 +198,30 @@ class _FastDecoder:
         self.deconvs, _ = _conv_layers(dec.deconv, h)
 
     def __call__(self, code: Tensor) -> Tensor:
+        return self.forward_saving(code, keep=False)[0]
+
+    def forward_saving(self, code: Tensor, *, keep: bool) -> tuple[Tensor, list[Tensor]]:
+        """The image and (``keep``) every activation the input gradient needs."""
         c, h, w = self.start
-        x = F.leaky_relu_(F.linear(code, *self.fc0), self.slope)
-        x = F.leaky_relu_(torch.addmm(self.fc1_b, x, self.fc1_w.t()), self.slope)
-        x = x.view(code.shape[0], h, w, c).permute(0, 3, 1, 2)  # (B, C, H, W), channels-last
+        x1 = F.leaky_relu_(F.linear(code, *self.fc0), self.slope)  # (B, 1024)
+        x2 = F.leaky_relu_(torch.addmm(self.fc1_b, x1, self.fc1_w.t()), self.slope)  # (B, H*W*C)
+        x = x2.view(code.shape[0], h, w, c).permute(0, 3, 1, 2)  # (B, C, H, W), channels-last
+        acts = [x1, x2, x]
         for layer in self.deconvs:
             x = layer(x)
-        return x
+            acts.append(x)
+        return x, acts if keep else []
+
+    def input_grad(self, acts: list[Tensor], g: Tensor) -> Tensor:
+        """d loss / d code from d loss / d image; ``acts`` from ``forward_saving(keep=True)``."""
+        x1, x2 = acts[0], acts[1]
+        g = g.contiguous(memory_format=torch.channels_last)
+        for i in range(len(self.deconvs) - 1, -1, -1):
+            g = self.deconvs[i].input_grad(g, acts[i + 3], acts[i + 2])
+        g = g.permute(0, 2, 3, 1).reshape(g.shape[0], -1)  # (B, H*W*C): channels-last is this order already
+        g = torch.ops.aten.leaky_relu_backward(g, x2, self.slope, True)
+        g = torch.ops.aten.leaky_relu_backward(torch.mm(g, self.fc1_w), x1, self.slope, True)
+        return torch.mm(g, self.fc0[0])  # (B, M)
 
 
 def _chunked(fn, x: Tensor) -> tuple[Tensor, ...] | Tensor:
@@ -167,6 +231,61 @@ def _chunked(fn, x: Tensor) -> tuple[Tensor, ...] | Tensor:
     if isinstance(parts[0], Tensor):
         return torch.cat(parts)
     return tuple(torch.cat(p) for p in zip(*parts))
+
+
+class _EncodeFn(torch.autograd.Function):
+    """x -> (mu, logvar) on the fused kernels, with the input gradient computed by hand (weights are frozen)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, enc: _FastEncoder) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+        ctx.set_materialize_grads(False)
+        ctx.enc = enc
+        chunks = [enc.forward_saving(c, keep=True) for c in x.split(CHUNK)]
+        ctx.acts = [acts for _, _, acts in chunks]
+        raw = torch.cat([lv for _, lv, _ in chunks])
+        ctx.save_for_backward(raw)
+        ctx.shape, ctx.format = x.shape, _format(x)
+        return torch.cat([mu for mu, _, _ in chunks]), raw.clamp(-20.0, 10.0)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g_mu: Tensor | None, g_logvar: Tensor | None):  # type: ignore[override]
+        if g_mu is None and g_logvar is None:
+            return None, None
+        (raw,) = ctx.saved_tensors
+        n = [a[0].shape[0] for a in ctx.acts]
+        parts_mu = g_mu.split(n) if g_mu is not None else [None] * len(n)
+        parts_lv = g_logvar.split(n) if g_logvar is not None else [None] * len(n)
+        grads = [ctx.enc.input_grad(a, lv, gm, gl) for a, lv, gm, gl in zip(ctx.acts, raw.split(n), parts_mu, parts_lv)]
+        ctx.acts = None
+        return torch.cat(grads).contiguous(memory_format=ctx.format), None
+
+
+class _DecodeFn(torch.autograd.Function):
+    """code -> image on the fused kernels, with the input gradient computed by hand (weights are frozen)."""
+
+    @staticmethod
+    def forward(ctx, code: Tensor, dec: _FastDecoder) -> Tensor:  # type: ignore[override]
+        ctx.set_materialize_grads(False)
+        ctx.dec = dec
+        chunks = [dec.forward_saving(c, keep=True) for c in code.split(CHUNK)]
+        ctx.acts = [acts for _, acts in chunks]
+        return torch.cat([img for img, _ in chunks])
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g: Tensor | None):  # type: ignore[override]
+        if g is None:
+            return None, None
+        n = [a[0].shape[0] for a in ctx.acts]
+        grads = [ctx.dec.input_grad(a, gi) for a, gi in zip(ctx.acts, g.split(n))]
+        ctx.acts = None
+        return torch.cat(grads), None
+
+
+def _format(x: Tensor) -> torch.memory_format:
+    return torch.channels_last if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) \
+        and not x.is_contiguous() else torch.contiguous_format
 
 
 class FastLQVAE(LQVAE):
@@ -197,14 +316,23 @@ class FastLQVAE(LQVAE):
             return True
         return not x.requires_grad and not any(p.requires_grad for p in self.parameters())
 
+    def _input_grad_only(self, x: Tensor) -> bool:
+        """Autograd is needed for the input alone (an attack): the fused forward and a hand-written backward."""
+        return (x.device.type == "cpu" and x.dtype == torch.float32 and torch.is_grad_enabled()
+                and not any(p.requires_grad for p in self.parameters()))
+
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         if self._fused(x):
             return _chunked(self._enc, x)  # type: ignore[return-value]
+        if self._input_grad_only(x):
+            return _EncodeFn.apply(x, self._enc)
         return self.encoder(x.contiguous(memory_format=torch.channels_last))
 
     def decode(self, code: Tensor) -> Tensor:
         if self._fused(code):
             out = _chunked(self._dec, code)
+        elif self._input_grad_only(code):
+            out = _DecodeFn.apply(code, self._dec)
         else:
             out = self.g(code)
         return out.contiguous()  # the plain model's layout for the caller (a no-op for one channel)
