@@ -8,27 +8,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QMainWindow, QScrollArea, QSplitter, QTabWidget,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QMainWindow, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from app.panels.attack import AttackPanel
 from app.panels.bits import BitsPanel
+from app.panels import cases
 from app.engine.controller import Controller
 from app.panels.defense import DefensePanel
 from app.panels.evaluate_tab import EvaluateTab
 from app.render.export import export
+from app.render import slide
 from app.panels.history import HistoryStrip
 from app.panels.honesty import HonestyPanel
 from app.panels.image_row import ImageRow
 from app.panels.input import InputPanel
+from app.panels import lesson
 from app.panels.message_bar import MessageBar
 from app.panels.models import ModelsPanel
+from app.panels import presentation
 from app.panels.probabilities import ProbabilityPanel
 from app.state.app_state import AppState
 from app.panels.status_bar import StatusBar
-from app.panels.widgets import configure_plots, group
+from app.panels.widgets import ScrollPage, configure_plots, group
 
 TABS = ("explore", "evaluate")
 
@@ -61,11 +63,8 @@ class MainWindow(QMainWindow):
         col.addWidget(group("Models", self.models))
         col.addWidget(group("Defense", self.defense))
         col.addWidget(group("Input", self.inputs), 1)
-        scroll = QScrollArea()
-        scroll.setWidget(left)
-        scroll.setWidgetResizable(True)
-        scroll.setMinimumWidth(410)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        col.addWidget(group("History", self.history))
+        scroll = ScrollPage(left)
 
         explore = QWidget()
         ex = QVBoxLayout(explore)
@@ -76,9 +75,8 @@ class MainWindow(QMainWindow):
         lower.addWidget(group("Latent bits", self.bits), 3)
         lower.addWidget(group("Honesty: measured vs claimed", self.honesty), 1)
         ex.addLayout(lower, 5)
-        ex.addWidget(group("History", self.history))
         self.tabs = QTabWidget()
-        self.tabs.addTab(explore, "Explore")
+        self.tabs.addTab(ScrollPage(explore), "Explore")  # below its minimum size it scrolls, never overlaps
         self.tabs.addTab(self.evaluate, "Evaluate")
         self.tabs.setTabToolTip(1, "Batch evaluation over the bundled samples (Ctrl+2)")
 
@@ -113,6 +111,10 @@ class MainWindow(QMainWindow):
         self.menu_file.addAction("Open image…", QKeySequence.StandardKey.Open, self.inputs.file.choose)
         self.menu_file.addAction("Export result (PNG + JSON)…", QKeySequence("Ctrl+E"), lambda: self.export_current())
         # feature hooks: one line each, each in its own module (keep this list in this order)
+        presentation.install(self)  # View → zoom (Ctrl+= / Ctrl+- / Ctrl+0), full screen (F11), presentation (F10)
+        lesson.install(self)  # Help → Lesson (F1), the panels' "?" help, Page Down / Page Up
+        slide.install(self)  # File → Save figure… (Ctrl+Shift+S): the run for a slide, PNG 300 dpi / SVG / PDF
+        cases.install(self)  # File → Open case… (an exported PNG + JSON, run again)
         self.menu_file.addSeparator()
         self.menu_file.addAction("Quit", QKeySequence.StandardKey.Quit, self.close)
 
@@ -157,7 +159,11 @@ class MainWindow(QMainWindow):
     def dropEvent(self, event) -> None:  # noqa: N802
         urls = [u for u in event.mimeData().urls() if u.isLocalFile()]
         if urls:
-            self.state.request_open(urls[0].toLocalFile())
+            path = urls[0].toLocalFile()
+            if path.lower().endswith(".json"):  # an exported case
+                cases.open_case(self.state, path)
+            else:
+                self.state.request_open(path)
             event.acceptProposedAction()
         else:
             self.state.notify("Only local files can be dropped here.", "warning")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
@@ -54,6 +55,26 @@ def apply_cli(window, args: argparse.Namespace) -> None:
         s.set_models(classifier=classifier_name(s.models.base, hardening))
     if args.tab:
         window.show_tab(args.tab)
+    if getattr(args, "size", None):  # screen pixels; the layout works in logical ones
+        ratio = window.devicePixelRatioF()
+        window.resize(round(args.size[0] / ratio), round(args.size[1] / ratio))
+    if getattr(args, "presentation", False):
+        window.presentation.set_active(True)
+    if getattr(args, "zoom", None):
+        window.presentation.set_zoom(args.zoom)
+    if getattr(args, "case", None) is not None:
+        from app.panels.cases import reopen
+
+        reopen(s, args.case)
+    if getattr(args, "image", None):
+        if getattr(args, "label", None) is not None:
+            def label(loaded, n=args.label) -> None:  # after the file panel has put the image on the state
+                s.fileLoaded.disconnect(label)
+                if s.image is not None and s.image.source == Path(loaded.path).name:
+                    s.set_label(n)
+
+            s.fileLoaded.connect(label)
+        s.request_open(args.image)
     if args.sample is not None:
         def pick(info, n=args.sample) -> None:
             if info.samples is not None:
@@ -65,6 +86,14 @@ def apply_cli(window, args: argparse.Namespace) -> None:
             s.engineInfoChanged.disconnect(pick)
 
         s.engineInfoChanged.connect(pick)
+
+
+def keep_history(window) -> None:
+    """Read the run history from the user's config folder and keep it there (saved on every change and on quit)."""
+    from app.state.history_store import HistoryKeeper, history_path
+
+    keeper = HistoryKeeper(window.state, history_path(), window)
+    QApplication.instance().aboutToQuit.connect(keeper.flush)
 
 
 SCREENSHOT_FAILED = 2  # exit code: the engine, a model or the requested run failed (the PNG is still written)

@@ -17,6 +17,7 @@ from app.engine import adapter as engine_adapter
 from app.engine.workers import Worker, WorkerPool
 from app.input.image_io import LoadedImage
 from app.state.app_state import AppState
+from app.state.estimate import RunCosts
 from app.state.settings import (CLASSIFIER_DEFENSES, DEFENSEGAN_SEARCH, UNTARGETED_ONLY, AnalysisRequest, EngineInfo,
                                 EvaluationRequest, ModelsInfo, split_classifier)
 from lqvae.spec.attacks import THREATS
@@ -53,6 +54,7 @@ class Controller(QObject):
         self._pending: AnalysisRequest | None = None  # the newest request, waiting for a cancel to land
         self._run_after_load: bool | None = None  # a run asked for while models were loading (auto flag)
         self._evaluation: Worker | None = None
+        self.costs = RunCosts()  # seconds of the last run of each kind: said before the next slow one
         self._debounce = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
         self._debounce.timeout.connect(self._debounced)
         s = state
@@ -82,13 +84,15 @@ class Controller(QObject):
         self.pool.wait(timeout_ms)
 
     def _start(self, fn, *args, name: str, on_done, on_failed=None, on_progress=None, on_cancelled=None,
-               on_ended=None, **kwargs) -> Worker:
+               on_ended=None, on_remaining=None, **kwargs) -> Worker:
         """Start ``fn`` on the pool with every signal connected before it can fire."""
         worker = Worker(fn, *args, name=name, **kwargs)
         worker.signals.finished.connect(on_done)
         worker.signals.failed.connect(on_failed or self._on_job_failed)
         if on_progress is not None:
             worker.signals.progress.connect(on_progress)
+        if on_remaining is not None:
+            worker.signals.remaining.connect(on_remaining)
         if on_cancelled is not None:
             worker.signals.cancelled.connect(on_cancelled)
         if on_ended is not None:
@@ -242,7 +246,7 @@ class Controller(QObject):
         if auto and s.defense_is_slow():
             steps, restarts = DEFENSEGAN_SEARCH[s.defense.search]
             s.notify(f"Defense-GAN with the {s.defense.search} search (L = {steps}, R = {restarts}) takes seconds per "
-                     "image, so it runs on demand: press Run (Ctrl+R).", "info")
+                     f"image, so it runs on demand: press Run (Ctrl+R).{self._expected(s.make_request())}", "info")
             return
         slow = s.attack_is_slow()
         request = s.make_request(with_attack=not (auto and slow))
@@ -252,14 +256,22 @@ class Controller(QObject):
             return
         if auto and slow:
             s.notify(f"{s.attack.label()} is slow, so it runs on demand: press Run (Ctrl+R). "
-                     "Showing the clean analysis.", "info")
+                     f"Showing the clean analysis.{self._expected(s.make_request())}", "info")
         elif request.attack is not None and s.adaptive_is_whitebox():
             s.notify(whitebox_note(s.attack.label(), s.models.hardening), "info")
+        elif (slow or s.defense_is_slow()) and self.costs.expected(request) is not None:
+            s.notify(f"Running {s.attack.label() if request.attack else 'the analysis'}.{self._expected(request)}",
+                     "info")
         if self._analysis is not None:
             self._analysis.cancel()
             self._pending = request
             return
         self._start_analysis(request)
+
+    def _expected(self, request: AnalysisRequest | EvaluationRequest | None) -> str:
+        """" It takes about 65 s (the last run of this kind)." when one ran before, else ""."""
+        text = self.costs.expected_text(request) if request is not None else ""
+        return f" It takes {text}." if text else ""
 
     def _attack_problem(self) -> str:
         """Why the selected attack cannot run with the selected models (empty if it can)."""
@@ -288,6 +300,7 @@ class Controller(QObject):
         self._analysis = self._start(engine_adapter.analyze, request, self.cache, name="analysis",
                                      on_done=self._on_result, on_failed=self._on_analysis_failed,
                                      on_progress=self.state.analysisProgress, on_cancelled=self._on_cancelled,
+                                     on_remaining=self.state.analysisRemaining,
                                      on_ended=self._on_analysis_ended)
         self.state.analysisStarted.emit(request)
         self.state.set_busy(True)
@@ -297,6 +310,8 @@ class Controller(QObject):
         if request is None:
             return
         self.state.set_result(request, result)
+        if request.attack is not None:
+            self.costs.record(request, time.monotonic() - request.time)
         self.state.set_timings(attack_ms=result.attack_ms, purify_ms=result.purify_ms,
                                total_ms=(time.monotonic() - request.time) * 1000)
         # an attack that fails on this image is a result (its tile says why), not a problem for the banner
@@ -361,12 +376,20 @@ class Controller(QObject):
                                     "white-box threat (the adaptive attack on a classifier-side defense).")
             return
         request = request.with_models(s.models, s.defense, s.attack.substitute, images, labels)
+        started = time.monotonic()
         self._evaluation = self._start(engine_adapter.evaluate, request, name="evaluate",
-                                       on_done=s.evaluationFinished.emit, on_failed=self._on_evaluation_failed,
-                                       on_progress=s.evaluationProgress,
+                                       on_done=lambda rows: self._on_evaluated(request, started, rows),
+                                       on_failed=self._on_evaluation_failed,
+                                       on_progress=s.evaluationProgress, on_remaining=s.evaluationRemaining,
                                        on_cancelled=lambda: s.evaluationFailed.emit("cancelled"),
                                        on_ended=self._on_evaluation_ended)
         s.evaluationStarted.emit()
+        if self.costs.expected(request) is not None:
+            s.notify(f"Evaluation started.{self._expected(request)}", "info")
+
+    def _on_evaluated(self, request: EvaluationRequest, started: float, rows: list) -> None:
+        self.costs.record(request, time.monotonic() - started)
+        self.state.evaluationFinished.emit(rows)
 
     def _on_evaluation_failed(self, message: str, tb: str) -> None:
         self.state.evaluationFailed.emit(message)

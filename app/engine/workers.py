@@ -7,6 +7,9 @@ small adapter that does (``app.engine.adapter.open_image``). Its signals live on
 thread, so every signal is delivered there (queued). Running workers are kept referenced by their
 ``WorkerPool`` until they end, and ``cancel()`` only sets a flag: nothing is ever killed.
 
+Each ``progress`` is followed by ``remaining(seconds)``: the time left at the pace measured so far
+(:class:`app.state.estimate.Pace`, -1 while unknown), measured here, where the work runs.
+
 Signals of one worker, in order: ``started``, any number of ``progress``, then exactly one of
 ``finished(result)``, ``failed(message, traceback)`` or ``cancelled()``, then ``ended()``. A job that stops
 early raises :class:`lqvae.spec.errors.Cancelled` (the engine's ``AttackCancelled`` is one); a
@@ -22,6 +25,7 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
+from app.state.estimate import Pace
 from lqvae.spec.errors import Cancelled, Refusal
 
 PROGRESS_INTERVAL_S = 0.05  # at most 20 progress signals a second reach the GUI
@@ -30,6 +34,7 @@ PROGRESS_INTERVAL_S = 0.05  # at most 20 progress signals a second reach the GUI
 class WorkerSignals(QObject):
     started = Signal()
     progress = Signal(float, str)
+    remaining = Signal(float)  # seconds left at the measured pace; -1: not known yet
     finished = Signal(object)
     failed = Signal(str, str)
     cancelled = Signal()
@@ -47,6 +52,7 @@ class Worker(QRunnable):
         self.signals = WorkerSignals()
         self._stop = threading.Event()
         self._last_progress = 0.0
+        self.pace = Pace()
         self.done = threading.Event()
 
     def cancel(self) -> None:
@@ -60,9 +66,12 @@ class Worker(QRunnable):
         if fraction < 1.0 and now - self._last_progress < PROGRESS_INTERVAL_S:
             return
         self._last_progress = now
+        left = self.pace.update(float(fraction))
         self.signals.progress.emit(float(fraction), str(text))
+        self.signals.remaining.emit(-1.0 if left is None else float(left))
 
     def run(self) -> None:  # pool thread
+        self.pace = Pace()  # the run starts now, not when the worker was made
         self.signals.started.emit()
         try:
             result = self.fn(*self.args, should_stop=self.should_stop, progress=self._progress, **self.kwargs)

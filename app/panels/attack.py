@@ -7,10 +7,11 @@ a Cancel button. The attacks, threats, presets and their tooltips come from :mod
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QEvent, Qt, QTimer
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton,
                                QSlider, QSpinBox, QWidget)
 
+from app.panels.widgets import lines
 from app.state.app_state import AppState
 from app.state.settings import ATTACK_LABELS, ITERATIVE, L2_ATTACKS, THREAT_LABELS, UNTARGETED_ONLY
 from lqvae.spec.attacks import ATTACKS, MINIMIZATION, PRESET_NAMES, THREATS
@@ -29,6 +30,10 @@ EPS_TIP = ("ε is the attacker's budget. L∞: no pixel may change by more than 
            "uses 0.3). L2: the Euclidean length of the whole change; ∞ lets a minimal attack "
            f"({_names(MINIMIZATION)}) use whatever it needs and reports what it used.")
 L2_INF = 101  # slider position meaning "unbounded"
+PRESET_TEXT = {"live": "live (fast)", "paper": "paper (slow)"}
+MINIMAL_TEXT = "L2, minimal"
+MINIMAL_TIP = ("No L2 budget: the attack looks for the smallest change that fools the classifier and reports "
+               "its size under the perturbation tile.")
 
 
 class AttackPanel(QWidget):
@@ -49,22 +54,21 @@ class AttackPanel(QWidget):
         self.substitute.setToolTip("The classifier the black-box attack is computed on (trained separately).")
         self.preset = QComboBox()
         for name in PRESET_NAMES:
-            self.preset.addItem(name, name)
-        self.preset.setToolTip("live: fast enough for one image here; paper: the strength used for the result "
-                               "tables (much slower).")
+            self.preset.addItem(PRESET_TEXT.get(name, name), name)
+        self.preset.setToolTip("How strong the attack is. live (fast): few steps, fast enough to follow the ε "
+                               "slider on one image; paper (slow): the strength used for the result tables.")
         self.eps = QSlider(Qt.Orientation.Horizontal)
         self.eps.setMinimumWidth(160)
         self.eps_label = QLabel("")
-        self.eps_label.setMinimumWidth(92)
         for w in (self.eps, self.eps_label):
             w.setToolTip(EPS_TIP)
         self.steps = QSpinBox(minimum=0, maximum=10000, specialValueText="preset")
-        self.steps.setMinimumWidth(110)
         self.steps.setToolTip("Iterations of an iterative attack (0 = the preset's number).")
         self.targeted = QCheckBox("Targeted")
         self.targeted.setToolTip("Aim for a chosen class instead of any wrong class (not available for "
                                  f"{_names(UNTARGETED_ONLY)}).")
         self.target = QComboBox()
+        self.target.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)  # "0: T-shirt/top", whole
         self.run = QPushButton("Run")
         self.run.setToolTip("Run the attack now (Ctrl+R / F5)")
         self.cancel = QPushButton("Cancel")
@@ -80,11 +84,10 @@ class AttackPanel(QWidget):
 
         grid = QGridLayout(self)
         grid.setContentsMargins(4, 4, 4, 4)
-        row0 = [self.enabled, self.attack, QLabel("Threat"), self.threat, QLabel("Substitute"), self.substitute,
-                QLabel("Preset"), self.preset, self.targeted, self.target]
-        row1 = [QLabel("ε"), self.eps, self.eps_label, QLabel("Steps"), self.steps, self.run, self.cancel,
-                self.progress, self.hint]
-        for r, widgets in enumerate((row0, row1)):
+        rows = ([self.enabled, self.attack, QLabel("Threat"), self.threat, QLabel("Substitute"), self.substitute],
+                [QLabel("Preset"), self.preset, QLabel("Steps"), self.steps, self.targeted, self.target],
+                [QLabel("ε"), self.eps, self.eps_label, self.run, self.cancel, self.progress, self.hint])
+        for r, widgets in enumerate(rows):
             box = QHBoxLayout()
             for w in widgets:
                 box.addWidget(w)
@@ -112,6 +115,19 @@ class AttackPanel(QWidget):
         self._fill_targets()
         self._sync(state.attack)
         self._on_busy(False)
+        self._fit_font()
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange:
+            self._fit_font()
+
+    def _fit_font(self) -> None:
+        """The ε readout keeps the width of its longest text, so the slider never moves under the mouse."""
+        fm = self.eps_label.fontMetrics()
+        self.eps_label.setMinimumWidth(max(fm.horizontalAdvance(t) for t in (MINIMAL_TEXT, "L∞ ≤ 0.000")) + 4)
+        # the spin box measures its special text once; "preset (40)" is set later, so make room for it here
+        self.steps.setMinimumWidth(self.steps.fontMetrics().horizontalAdvance("preset (1000)") + lines(self, 2))
 
     # ------------------------------------------------------------------ user -> state
     def _substitute_chosen(self) -> None:
@@ -161,11 +177,13 @@ class AttackPanel(QWidget):
         if a.attack in L2_ATTACKS:
             self.eps.setRange(1, L2_INF)
             self.eps.setValue(L2_INF if a.eps_l2 is None else round(a.eps_l2 * 10))
-            self.eps_label.setText("L2 ∞ (minimal)" if a.eps_l2 is None else f"L2 ≤ {a.eps_l2:.1f}")
+            self.eps_label.setText(MINIMAL_TEXT if a.eps_l2 is None else f"L2 ≤ {a.eps_l2:.1f}")
+            self.eps_label.setToolTip(MINIMAL_TIP if a.eps_l2 is None else EPS_TIP)
         else:
             self.eps.setRange(1, 100)
             self.eps.setValue(round(a.eps_linf * 200))
             self.eps_label.setText(f"L∞ ≤ {a.eps_linf:.3f}")
+            self.eps_label.setToolTip(EPS_TIP)
         self.steps.setValue(a.steps or 0)
         engine = self.state.engine
         steps = (engine.presets.get(a.preset, {}) if engine is not None and engine.presets else ITERATIVE)

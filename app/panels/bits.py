@@ -11,11 +11,11 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtCore import QEvent, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QPainter, QPen
-from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QScrollArea, QSizePolicy, QWidget
 
-from app.panels.widgets import faded
+from app.panels.widgets import Plot, faded, lines
 from app.state.app_state import AppState
 from app.state.settings import CLASSIFIER_DEFENSES, PURIFIER_LABELS, split_classifier
 from lqvae.spec.datasets import ETA_MEDIAN
@@ -46,7 +46,7 @@ class BitGrid(QWidget):
         super().__init__(parent)
         self.bits: np.ndarray | None = None
         self.flipped: np.ndarray | None = None
-        self.setMinimumSize(96, 96)
+        self.setMinimumSize(72, 72)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
     def sizeHint(self) -> QSize:
@@ -94,39 +94,42 @@ class BitsPanel(QWidget):
         self.theorem.setWordWrap(True)
         self.theorem.setTextFormat(Qt.TextFormat.RichText)
         self.theorem.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        self.theorem.setFixedWidth(250)
+        self.theorem_area = QScrollArea()  # a long readout scrolls instead of being cut off
+        self.theorem_area.setWidget(self.theorem)
+        self.theorem_area.setWidgetResizable(True)
+        self.theorem_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.theorem_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.theorem.setToolTip(
             "Theorem 1: a coordinate z ~ N(0, 1) moved by |δz| flips its bit with probability "
             "p = Φ(η+|δz|) − Φ(η−|δz|). 'Measured' gives each dimension its own p_i from this image's actual "
             "|δz_i|, so the number of flips is Poisson-binomial; 'bound' uses |δz| ≤ K·‖δ‖₂ with this "
             "perturbation's L2 size, as the theorem states; 'paper's plug-in' uses |δz| = K·ε∞ = 0.1 × ε as the "
             "paper does, although the bound needs the L2 size.")
-        grid = QGridLayout(self)
+        self.compact = False  # the presentation layout: the grids only, no μ plot and no Theorem 1 text
+        self._plot_wanted = True
+        self.grid = grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
-        grid.addWidget(QLabel("<b>Clean bits</b>"), 0, 0, Qt.AlignmentFlag.AlignCenter)
-        grid.addWidget(QLabel("<b>Adversarial bits</b>"), 0, 1, Qt.AlignmentFlag.AlignCenter)
+        self._heads = [QLabel("<b>Clean bits</b>"), QLabel("<b>Adversarial bits</b>")]
+        for col, head in enumerate(self._heads):
+            grid.addWidget(head, 0, col, Qt.AlignmentFlag.AlignCenter)
         grid.addWidget(self.clean, 1, 0)
         grid.addWidget(self.adv, 1, 1)
         grid.addWidget(self.hamming, 2, 0, 1, 2)
         grid.addWidget(self.zplot, 0, 2, 3, 1)
-        right = QVBoxLayout()
-        right.addWidget(self.theorem)
-        right.addStretch(1)
-        grid.addLayout(right, 0, 3, 3, 1)
-        grid.setColumnStretch(2, 3)
-        grid.setColumnStretch(3, 2)
+        grid.addWidget(self.theorem_area, 0, 3, 4, 1)
+        self._stretch()
         # out of date: the grids, the μ plot and Theorem 1 fade, a reserved line says so (nothing moves)
         self.stale = False
         self.stale_note = QLabel("")
         self.stale_note.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.stale_note.setStyleSheet(f"color:{FLIP.name()}; font-weight:bold;")
-        self.stale_note.setFixedHeight(self.stale_note.fontMetrics().lineSpacing() + 4)
         grid.addWidget(self.stale_note, 3, 0, 1, 2)
         self._fades = []
         for w in (self.clean, self.adv, self.hamming, self.theorem):
             effect = faded(w)
             w.setGraphicsEffect(effect)
             self._fades.append(effect)
+        self._fit_font()
         self.clear()
         state.resultChanged.connect(self.show_result)
         state.resultCleared.connect(self.clear)
@@ -134,16 +137,28 @@ class BitsPanel(QWidget):
         state.defenseSettingsChanged.connect(lambda _d: self._on_selection())
         state.modelSettingsChanged.connect(lambda _m: self._on_selection())
 
-    def _make_zplot(self) -> pg.PlotWidget:
-        w = pg.PlotWidget(background="w")
-        w.setTitle(f"μ per dimension: <span style='color:{CLEAN_PEN}'>● clean</span> "
-                   f"<span style='color:{ADV_PEN}'>✕ adv.</span> - - ±η", color="#1f2933", size="9pt")
-        w.setMouseEnabled(False, False)
-        w.hideButtons()
-        w.setMenuEnabled(False)
-        w.setMinimumHeight(150)
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange:
+            self._fit_font()
+
+    def _stretch(self) -> None:
+        """The two grids share alike (as wide as the wider heading); μ and Theorem 1 take the rest, if shown."""
+        for col, stretch in enumerate((1, 1, 0, 0) if self.compact else (2, 2, 5, 3)):
+            self.grid.setColumnStretch(col, stretch)
+
+    def _fit_font(self) -> None:
+        widest = max(head.sizeHint().width() for head in self._heads)
+        for col in (0, 1):
+            self.grid.setColumnMinimumWidth(col, widest)
+        self.stale_note.setFixedHeight(lines(self.stale_note, 1) + 4)
+        self.theorem_area.setMinimumWidth(lines(self, 10))
+
+    def _make_zplot(self) -> Plot:
+        w = Plot(f"μ: <span style='color:{CLEAN_PEN}'>● clean</span> "
+                 f"<span style='color:{ADV_PEN}'>✕ adv.</span> - - ±η", min_lines=8)
         w.getAxis("bottom").setLabel("dimension")
-        w.getAxis("left").setWidth(30)
+        w.fit_fonts()
         self.eta_lines = [pg.InfiniteLine(angle=0, pen=pg.mkPen("#7b8794", style=Qt.PenStyle.DashLine))
                           for _ in range(2)]
         for line in self.eta_lines:
@@ -167,7 +182,18 @@ class BitsPanel(QWidget):
         self.adv_pts.setData([])
         self.moves.setData([], [])
         self.theorem.setText("")
-        self.zplot.setVisible(not text)  # an explanation instead of bits: no empty μ axes beside it
+        self._show_plot(not text)  # an explanation instead of bits: no empty μ axes beside it
+
+    def set_compact(self, on: bool) -> None:
+        """Grids and Hamming distance only (presentation), or everything."""
+        self.compact = on
+        self._stretch()
+        self.theorem_area.setVisible(not on)
+        self._show_plot(self._plot_wanted)
+
+    def _show_plot(self, wanted: bool) -> None:
+        self._plot_wanted = wanted
+        self.zplot.setVisible(wanted and not self.compact)
 
     def _on_stale(self, stale: bool) -> None:
         self.stale = stale
@@ -189,7 +215,7 @@ class BitsPanel(QWidget):
             d = request.defense
             self.clear(no_bits_text(d.purifier, request.models.classifier, self.state.purifier_kind(d.purifier)))
             return
-        self.zplot.setVisible(True)
+        self._show_plot(True)
         eta = _eta(result, self.state)
         for line, y in zip(self.eta_lines, (eta, -eta)):
             line.setPos(y)
@@ -210,7 +236,7 @@ class BitsPanel(QWidget):
         self.adv.set_bits(b1, flipped)
         m = len(flipped)
         hd = int(result.hamming) if result.hamming is not None else int(flipped.sum())
-        self.hamming.setText(f"<b>Hamming distance: {hd} of {m} bits ({100 * hd / m:.1f} %)</b>")
+        self.hamming.setText(f"<b>Hamming distance: {hd} of {m} bits ({100 * hd / m:.1f}\u00a0%)</b>")
         z1 = np.asarray(result.z_adversarial, float).reshape(-1)
         self.adv_pts.setData(dims, z1)
         idx = np.flatnonzero(flipped)

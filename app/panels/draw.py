@@ -2,7 +2,8 @@
 
 The canvas keeps white ink on black, like the datasets. After every stroke the drawing goes through
 ``app.input.preprocess.mnist_frame`` (crop, scale the longer side to 20 px, centre of mass at the centre)
-and the 28x28 result becomes the app's image.
+and the 28x28 result becomes the app's image. Its true label ("True label" box) is kept while the same
+drawing grows and forgotten when the canvas is cleared.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from PySide6.QtWidgets import (QCheckBox, QGridLayout, QHBoxLayout, QLabel, QPus
 from app.input.preprocess import FRAMING, mnist_frame
 from app.render.images import NEUTRAL, gray_qimage
 from app.state.app_state import AppState
+from app.panels.true_label import TrueLabelBox
 from app.panels.widgets import PixelView
 
 CANVAS = 280
@@ -135,6 +137,8 @@ class DrawPanel(QWidget):
         clear.clicked.connect(self.canvas.clear)
         QShortcut(QKeySequence.StandardKey.Undo, self, self.canvas.undo)
         self.canvas.strokeFinished.connect(self._on_stroke)
+        self.label = TrueLabelBox(state)
+        self._new_drawing = True  # the next stroke starts a drawing with no label yet
 
         tools = QGridLayout()
         tools.addWidget(QLabel("Brush"), 0, 0)
@@ -155,6 +159,7 @@ class DrawPanel(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(top)
         layout.addLayout(tools)
+        layout.addWidget(self.label)
         layout.addStretch(1)
 
     def processed(self) -> np.ndarray:
@@ -164,5 +169,9 @@ class DrawPanel(QWidget):
         img = self.processed()
         self.preview.set_image(gray_qimage(img), NEUTRAL)
         if not img.any():
+            self._new_drawing = True
             return  # a blank canvas is not a useful input; keep the previous image
-        self.state.set_image(img, None, "drawing")
+        current = self.state.image
+        label = None if self._new_drawing or current is None or current.source != "drawing" else current.label
+        self._new_drawing = False
+        self.state.set_image(img, label, "drawing")

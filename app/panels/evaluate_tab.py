@@ -3,11 +3,17 @@
 Shows a table (no defense vs the selected purifier, per attack and ε), the accuracy-vs-ε curve and
 the bit-flip histogram of the paper's Figure 3, and exports them as CSV and PNG. A classifier-side
 defense (Madry, Adv Tr) is the hardened classifier alone: its column replaces "No defense".
+
+It cannot mislead by default: the threat starts as the adaptive one for the selected defense
+(``adaptive_threat``: BPDA through a purifier) until the user picks another; a white-box number on a
+purifier carries the same caveat as Explore's honesty panel (``paper_claims.threat_caveat``); every column
+is explained under the table and in its header's tooltip.
 """
 
 from __future__ import annotations
 
 import csv
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +24,11 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, Q
                                QVBoxLayout, QWidget)
 
 from app.panels.widgets import plain
+from app.state import paper_claims
 from app.state.app_state import AppState
+from app.state.estimate import describe_duration, progress_line
 from app.state.settings import (ATTACK_LABELS, CLASSIFIER_DEFENSES, DEFENSEGAN_SEARCH, L2_ATTACKS, PURIFIER_LABELS,
-                                THREAT_LABELS, EvaluationRequest)
+                                THREAT_LABELS, EvaluationRequest, adaptive_threat)
 from lqvae.spec.attacks import ATTACKS, SLOW_ATTACKS, THREATS
 from lqvae.spec.defenses import HARDENING_SHORT  # the classifier-side defenses' column and legend names
 
@@ -30,6 +38,28 @@ COLUMNS = (("attack", "Attack"), ("eps", "ε"), ("n", "n"), ("clean_accuracy", "
            ("undefended_accuracy", "No defense\n%"), ("purified_clean_accuracy", "Purified\nclean %"),
            ("defended_accuracy", "Defended\n%"), ("mean_flips", "Mean bits\nflipped"),
            ("under_6pct", "< 6 %\nflipped"), ("attack_failures", "Failures"), ("seconds", "s"))
+FAILURES = ("Failures: images on which the attack found no adversarial example within ε against the model it "
+            "attacked (the classifier; under BPDA, purifier + classifier). They are scored on their clean pixels: "
+            "that model held on them.")
+COLUMN_TIPS = {
+    "attack": "The attack (the threat model is the box above the table)",
+    "eps": "The budget: largest change of any pixel (L∞); ∞ for the unbounded L2 attacks",
+    "n": "How many bundled test images the cell used (small n: a wide error margin)",
+    "clean_accuracy": "Accuracy of the classifier on the untouched images",
+    "undefended_accuracy": "Accuracy of the classifier alone on the attacked images (no purifier)",
+    "purified_clean_accuracy": "Accuracy on the untouched images after purification (the price of the defense)",
+    "defended_accuracy": "Accuracy on the attacked images after purification. Under 'White-box on classifier' "
+                         "the attack never saw the purifier: not an attack on the defense",
+    "mean_flips": "Mean number of the 64 latent bits that the attack flipped (Theorem 1: few)",
+    "under_6pct": "Share of images whose code changed in fewer than 6 % of its bits (paper: about 90 %)",
+    "attack_failures": FAILURES,
+    "seconds": "Seconds this cell took on this machine",
+}
+LEGEND = ("<b>Clean</b>: classifier on untouched images · <b>No defense</b>: classifier on attacked images · "
+          "<b>Purified clean</b>: purifier + classifier on untouched images · <b>Defended</b>: purifier + "
+          "classifier on attacked images · <b>Bits</b>: latent bits (of 64) the attack flipped · "
+          f"<b>{FAILURES.split(':')[0]}</b>:{plain(FAILURES.split(':', 1)[1])} · <b>s</b>: seconds. "
+          "Hover a column header for more.")
 PALETTE = ("#2166ac", "#b2182b", "#1b7837", "#762a83", "#e08214")
 
 
@@ -145,15 +175,32 @@ class EvaluateTab(QWidget):
         for name, text in THREAT_LABELS.items():
             if not THREATS[name].stochastic:  # EOT's averaged draws are for one image at a time
                 self.threat.addItem(text, name)
+                self.threat.setItemData(self.threat.count() - 1, THREATS[name].description,
+                                        Qt.ItemDataRole.ToolTipRole)
+        self.threat.setToolTip("Starts as the adaptive attack on the selected defense (BPDA through a purifier); "
+                               "'White-box on classifier' is not an attack on the defense")
+        self._threat_chosen = False  # the user picked a threat: stop following the defense
+        self.caveat = QLabel("")
+        self.caveat.setWordWrap(True)
+        self.caveat.setStyleSheet("color:#7a4b00")
         self.run = QPushButton("Run evaluation")
         self.cancel = QPushButton("Cancel")
         self.cancel.setEnabled(False)
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
+        self.progress.setFormat("%p%")
+        self.progress.setFixedWidth(140)
+        self.progress_text = QLabel("")  # beside the bar, in full: what runs, share done, time left
+        self.progress_text.setStyleSheet("color:#52606d")
+        self._progress = ("", 0.0, time.monotonic())  # text, fraction, start of the run
         self.note = QLabel("")
         self.note.setWordWrap(True)
         self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels([t for _, t in COLUMNS])
+        self._set_headers(None)
+        self.legend = QLabel(LEGEND)
+        self.legend.setWordWrap(True)
+        self.legend.setTextFormat(Qt.TextFormat.RichText)
+        self.legend.setStyleSheet("color:#52606d")
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
@@ -176,7 +223,9 @@ class EvaluateTab(QWidget):
         controls.addWidget(self.threat)
         controls.addWidget(self.run)
         controls.addWidget(self.cancel)
-        controls.addWidget(self.progress)
+        running = QHBoxLayout()
+        running.addWidget(self.progress)
+        running.addWidget(self.progress_text, 1)
         exports = QHBoxLayout()
         exports.addWidget(self.note, 1)
         exports.addWidget(self.export_csv)
@@ -187,7 +236,10 @@ class EvaluateTab(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(attacks)
         layout.addLayout(controls)
+        layout.addLayout(running)
+        layout.addWidget(self.caveat)
         layout.addWidget(self.table, 2)
+        layout.addWidget(self.legend)
         layout.addLayout(plots, 3)
         layout.addLayout(exports)
 
@@ -197,8 +249,43 @@ class EvaluateTab(QWidget):
         self.export_png.clicked.connect(lambda: self.save_png())
         state.evaluationStarted.connect(self._on_started)
         state.evaluationProgress.connect(self._on_progress)
+        state.evaluationRemaining.connect(self._on_remaining)
+        self.threat.activated.connect(self._threat_picked)  # the user's pick only, not ours
+        self.threat.currentIndexChanged.connect(lambda _i: self._show_caveat())
+        state.defenseSettingsChanged.connect(lambda _d: self._follow_defense())
+        self._follow_defense()
         state.evaluationFinished.connect(self.show_rows)
         state.evaluationFailed.connect(self._on_failed)
+
+    # ------------------------------------------------------------------ the threat and its caveat
+    def _follow_defense(self) -> None:
+        """Select the adaptive threat for the defense, unless the user picked one (BPDA needs a purifier, so
+        without one the pick falls back to white-box, the adaptive attack on a hardened classifier)."""
+        purifier = self.state.defense.purifier
+        current = self.threat.currentData()
+        if not self._threat_chosen or (not purifier and THREATS[current].end_to_end):
+            self.threat.setCurrentIndex(self.threat.findData(adaptive_threat(purifier)))
+        self._show_caveat()
+
+    def _threat_picked(self, _index: int) -> None:
+        self._threat_chosen = True
+
+    def _show_caveat(self) -> None:
+        """The caveat for the threat about to run, or for the rows shown if they were measured under another."""
+        text = paper_claims.threat_caveat(self.state.defense.purifier, self.threat.currentData())
+        if not text and self.rows:
+            threat, defense = self.rows[0].get("threat", ""), self.rows[0].get("defense")
+            shown = paper_claims.threat_caveat(defense if defense in PURIFIER_LABELS else None, threat)
+            text = f"The rows below were measured under “{THREAT_LABELS[threat]}”. {shown}" if shown else None
+        self.caveat.setText(text or "")
+        self.caveat.setVisible(bool(text))
+
+    def _set_headers(self, hardened: str | None) -> None:
+        for j, (key, text) in enumerate(COLUMNS):
+            label = f"{hardened}\nclassifier %" if key == "undefended_accuracy" and hardened else text
+            item = QTableWidgetItem(label)
+            item.setToolTip(COLUMN_TIPS[key])
+            self.table.setHorizontalHeaderItem(j, item)
 
     def request(self) -> EvaluationRequest:
         """What the tab asks for; the controller adds the selected models, defense and the samples."""
@@ -226,28 +313,38 @@ class EvaluateTab(QWidget):
         self.run.setEnabled(False)
         self.cancel.setEnabled(True)
         self.progress.setValue(0)
+        self._progress = ("", 0.0, time.monotonic())
+        self.progress_text.setText("starting…")
         slow = (" Defense-GAN searches every image (and, under BPDA, at every attack step): expect minutes."
                 if self.state.purifier_kind(self.state.defense.purifier) == "defensegan" else "")
         self.note.setText("Running on a worker; the rest of the app stays usable." + slow)
 
     def _on_progress(self, fraction: float, text: str) -> None:
         self.progress.setValue(int(fraction * 100))
-        self.progress.setFormat(f"{text} %p%")
+        self._progress = (text, fraction, self._progress[2])
+
+    def _on_remaining(self, seconds: float) -> None:
+        text, fraction, started = self._progress
+        line = progress_line(text, fraction, seconds if seconds >= 0 else None, time.monotonic() - started)
+        self.progress_text.setText(line or text)
+        self.progress_text.setToolTip(line or text)
 
     def _on_failed(self, message: str) -> None:
         self.run.setEnabled(True)
         self.cancel.setEnabled(False)
+        self.progress_text.setText("")
         self.note.setText(f"<span style='color:#c62828'>Evaluation stopped: {plain(message)}</span>")
 
     def show_rows(self, rows: list[dict]) -> None:
+        ran = self.cancel.isEnabled()  # rows of a run that started here (not rows shown from elsewhere)
         self.run.setEnabled(True)
         self.cancel.setEnabled(False)
         self.progress.setValue(100)
+        self.progress_text.setText(f"done in {describe_duration(time.monotonic() - self._progress[2])}" if ran else "")
         self.rows = [row_values(r) for r in rows]
         defense = self.rows[0].get("defense", "none") if self.rows else "none"
-        hardened = HARDENING_SHORT.get(defense)
-        self.table.setHorizontalHeaderLabels([f"{hardened}\nclassifier %" if key == "undefended_accuracy" and hardened
-                                              else text for key, text in COLUMNS])
+        self._set_headers(HARDENING_SHORT.get(defense))
+        self._show_caveat()
         self.table.setRowCount(len(self.rows))
         for i, row in enumerate(self.rows):
             for j, (key, _) in enumerate(COLUMNS):
@@ -263,7 +360,8 @@ class EvaluateTab(QWidget):
         for b in (self.export_csv, self.export_png):
             b.setEnabled(bool(self.rows))
         n = self.rows[0].get("n") if self.rows else 0
-        self.note.setText(f"{len(self.rows)} cells on n = {n} bundled samples (live preset), "
+        threat = THREAT_LABELS.get(self.rows[0].get("threat", ""), "") if self.rows else ""
+        self.note.setText(f"{len(self.rows)} cells on n = {n} bundled samples (live preset, {threat}), "
                           f"{describe_defense(defense, self.rows[0].get('search') if self.rows else None)}. "
                           "For the tables use python -m lqvae.evaluate; small n has a wide error margin.")
 

@@ -2,7 +2,8 @@
 
 Decoding runs on a worker (``app.input.image_io``); a file that cannot be used leaves the previous image in
 place and says why. "Invert" is set from the auto-detection (dark ink on light paper) and can be
-overridden; toggling it re-frames the same decoded image.
+overridden; toggling it re-frames the same decoded image (keeping the true label chosen for it; a new file
+starts with none).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from app.input.image_io import MAX_FILE_BYTES, MAX_PIXELS, SUFFIXES, LoadedImage
 from app.input.preprocess import to_model_input
 from app.render.images import NEUTRAL, gray_qimage
 from app.state.app_state import AppState
+from app.panels.true_label import TrueLabelBox
 from app.panels.widgets import PixelView, plain
 
 
@@ -24,6 +26,7 @@ class FilePanel(QWidget):
         super().__init__(parent)
         self.state = state
         self.loaded: LoadedImage | None = None
+        self._new_file = True  # the next framing is a new file's: no true label yet
         self.open = QPushButton("Open image file…")
         self.open.setToolTip("PNG, JPEG, BMP, GIF, WebP or TIFF, any size up to "
                              f"{MAX_PIXELS // 1_000_000} megapixels / {MAX_FILE_BYTES // 2**20} MB (Ctrl+O). "
@@ -46,6 +49,8 @@ class FilePanel(QWidget):
         layout.addWidget(self.invert)
         layout.addWidget(self.view, 0, Qt.AlignmentFlag.AlignHCenter)
         layout.addWidget(self.info)
+        self.label = TrueLabelBox(state)
+        layout.addWidget(self.label)
         layout.addStretch(1)
         state.fileLoaded.connect(self._on_loaded)
         state.fileFailed.connect(self._on_failed)
@@ -58,6 +63,7 @@ class FilePanel(QWidget):
 
     def _on_loaded(self, loaded: LoadedImage) -> None:
         self.loaded = loaded
+        self._new_file = True
         self.invert.blockSignals(True)
         self.invert.setChecked(loaded.invert)
         self.invert.blockSignals(False)
@@ -77,7 +83,10 @@ class FilePanel(QWidget):
             self.state.notify(f"{self.file_name}: no ink found after preprocessing; "
                               "try toggling Invert.", "warning")
             return
-        self.state.set_image(img, None, self.file_name)
+        current = self.state.image
+        keep = not self._new_file and current is not None and current.source == self.file_name
+        self._new_file = False
+        self.state.set_image(img, current.label if keep else None, self.file_name)
 
     @property
     def file_name(self) -> str:

@@ -1,16 +1,43 @@
-"""Every run as a thumbnail (attack, ε, predictions); clicking one restores it. Export saves the current one."""
+"""Every attacked run as a thumbnail (attack, ε, threat, predictions); clicking one restores it. Export saves the
+current one. Each entry names its classes with its own data set's names, and the newest is always in view;
+entries of an earlier session (read from the history file) are run again when clicked."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QHBoxLayout, QListView, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
 
 from app.render.images import thumbnail, verdict_color
 from app.state.app_state import AppState
-from app.state.settings import defense_label, short_name
+from app.state.history_store import HistoryEntry
+from app.state.settings import DATASET_LABELS, THREAT_LABELS, defense_label, short_name
 from app.panels.widgets import plain
-from lqvae.spec.results import Analysis
+
+THREAT_WORDS = {"whitebox": "white-box", "blackbox": "transfer", "bpda": "BPDA", "bpda_eot": "BPDA+EOT"}
+
+
+def caption(entry: HistoryEntry) -> str:
+    """Three short lines: "PGD 0.3", the threat ("BPDA") and the predictions along the attacked path, in the entry's
+    own class names."""
+    a = entry.request.attack
+    head = "" if a is None else f"{a.attack.upper()} {a.eps_text}\n{THREAT_WORDS.get(a.threat, a.threat)}"
+    return head + "\n" + "→".join(short_name(entry.class_names[k])[:5] for k in entry.predictions)
+
+
+def tooltip(entry: HistoryEntry) -> str:
+    req, names = entry.request, entry.class_names
+    a, label = req.attack, req.image.label
+    parts = [req.image.source, DATASET_LABELS.get(req.models.dataset, req.models.dataset)]
+    if a is not None:
+        parts.append(f"{a.label()} · {THREAT_LABELS.get(a.threat, a.threat)}")
+    parts += [f"classifier {req.models.classifier}", defense_label(req.models, req.defense),
+              "predicted " + " → ".join(names[k] for k in entry.predictions)]
+    parts.append(f"true {names[label]}" if label is not None else "true label unknown")
+    tip = plain(" · ".join(parts))
+    if entry.result is None:
+        tip += "<br>From an earlier session: click to run it again with these settings."
+    return tip
 
 
 class HistoryStrip(QWidget):
@@ -25,16 +52,17 @@ class HistoryStrip(QWidget):
         self.list.setWrapping(False)
         self.list.setMovement(QListView.Movement.Static)
         self.list.setIconSize(QSize(48, 48))
-        self.list.setGridSize(QSize(104, 86))
-        self.list.setFixedHeight(96)
+        self.list.setGridSize(QSize(112, 102))
+        self.list.setFixedHeight(120)
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
-        self.list.setToolTip("Every attack run; click one to show it again (without re-running).")
+        self.list.setToolTip("Every attack run, kept across sessions; click one to show it again.")
         self.list.itemClicked.connect(lambda item: state.restore(self.list.row(item)))
         self.export = QPushButton("Export…")
         self.export.setToolTip("Save the image row as PNG plus a JSON of the settings and results (Ctrl+E)")
         self.export.clicked.connect(self.exportClicked)
         self.clear = QPushButton("Clear")
-        self.clear.clicked.connect(self._clear)
+        self.clear.setToolTip("Forget every run in the history (also the saved ones)")
+        self.clear.clicked.connect(state.clear_history)
         buttons = QVBoxLayout()
         buttons.addWidget(self.export)
         buttons.addWidget(self.clear)
@@ -62,26 +90,20 @@ class HistoryStrip(QWidget):
         else:
             self.list.setCurrentRow(row)
 
-    def _clear(self) -> None:
-        self.state.history.clear()
-        self._rebuild()
-
     def _rebuild(self) -> None:
         self.list.clear()
-        names = self.state.class_names()
         for entry in self.state.history:
-            req = entry.request
-            res: Analysis = entry.result
-            label = req.image.label
-            preds = res.predictions
-            img = res.adversarial if res.has_attack else res.original
-            icon = QIcon(thumbnail(img, 48, verdict_color(res.final_prediction, label)))
-            a = req.attack
-            text = f"{a.attack.upper()} {a.eps_text}\n" + "→".join(short_name(names[k])[:5] for k in preds)
-            item = QListWidgetItem(icon, text)
-            item.setToolTip(plain(f"{req.image.source} · {a.label()} · classifier {req.models.base} · "
-                                  f"{defense_label(req.models, req.defense)}"
-                                  + (f" · true {names[label]}" if label is not None else "")))
+            color = verdict_color(entry.final_prediction, entry.request.image.label)
+            item = QListWidgetItem(QIcon(thumbnail(entry.shown, 48, color)), caption(entry))
+            item.setToolTip(tooltip(entry))
             self.list.addItem(item)
-        self.list.scrollToBottom()
         self._highlight()
+        QTimer.singleShot(0, self.scroll_to_newest)  # after the list has laid the new item out
+
+    def scroll_to_newest(self) -> None:
+        """Bring the newest entry into view (the strip runs left to right: scroll all the way right)."""
+        if self.list.count():
+            self.list.doItemsLayout()
+            self.list.scrollToItem(self.list.item(self.list.count() - 1))
+            bar = self.list.horizontalScrollBar()
+            bar.setValue(bar.maximum())

@@ -18,6 +18,18 @@ from app.panels.widgets import plain
 from lqvae.spec.results import Analysis
 
 
+def purifier_note(result: Analysis, class_names: list[str], dataset_label: str) -> str:
+    """A plain sentence when the purifier changed the clean image's class ("" when it kept it, or there is none):
+    the purifier only reproduces images like its training data, so a changed clean class means this input is
+    not like them, and the defended result says little about the attack."""
+    before, after = result.probs_original, result.probs_purified_original
+    if before is None or after is None or int(before.argmax()) == int(after.argmax()):
+        return ""
+    old, new = class_names[int(before.argmax())], class_names[int(after.argmax())]
+    return (f"The purifier changed this clean image's class: {old} → {new} — it is not {dataset_label}-like, so "
+            "the defended predictions say little here.")
+
+
 class HonestyPanel(QWidget):
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -43,6 +55,7 @@ class HonestyPanel(QWidget):
         self.setToolTip("Measured: accuracy under attack over many test images, from the evaluation CLI. "
                         "Paper: the number the paper reports for the same setting.")
         self._last_image_verdict = ""
+        self._purifier_note = ""
         for sig in (state.modelSettingsChanged, state.attackSettingsChanged, state.defenseSettingsChanged):
             sig.connect(lambda *_: self.refresh())
         state.resultChanged.connect(self._on_result)
@@ -58,10 +71,13 @@ class HonestyPanel(QWidget):
         survived = result.survived(request.image.label)
         self._last_image_verdict = ("" if survived is None else
                                     "This image survived the attack" if survived else "This image was fooled")
+        dataset = request.models.dataset
+        self._purifier_note = purifier_note(result, self.state.names_for(dataset), DATASET_LABELS[dataset])
         self.refresh()
 
     def _on_cleared(self) -> None:
         self._last_image_verdict = ""
+        self._purifier_note = ""
         self.refresh()
 
     def refresh(self) -> None:
@@ -100,9 +116,11 @@ class HonestyPanel(QWidget):
         note = paper_claims.comparison_note(d.purifier)
         if c and note:
             rows.append(f"<span style='color:#7a4b00'>{plain(defense_label(m, d))}: {note}.</span>")
-        if d.purifier and a.threat == "whitebox":
-            rows.append("<span style='color:#7a4b00'>White-box on the classifier is not an attack on the defense; "
-                        "choose BPDA for the adaptive one.</span>")
+        caveat = paper_claims.threat_caveat(d.purifier, a.threat)
+        if caveat:
+            rows.append(f"<span style='color:#7a4b00'>{plain(caveat)}</span>")
+        if self._purifier_note and not s.stale:
+            rows.append(f"<b style='color:#c62828'>{plain(self._purifier_note)}</b>")
         if self._last_image_verdict and not s.stale:
             rows.append(f"{self._last_image_verdict} — one image, not a population.")
         self.text.setText("<br>".join(rows))

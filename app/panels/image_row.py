@@ -2,7 +2,8 @@
 
 Pixel-exact (nearest neighbour), each with the predicted class and its confidence, framed green when
 it matches the true label and red when not. The perturbation is amplified to the full range of a
-diverging map (blue darker, red lighter) and labelled with its L-inf and L2 sizes.
+diverging map (red: the attack made the pixel brighter, blue: darker), with that legend under it and its
+L-inf and L2 sizes.
 """
 
 from __future__ import annotations
@@ -10,20 +11,20 @@ from __future__ import annotations
 import html
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
 
-from app.render.images import ACCENT, NEUTRAL, diverging_rgb, gray_qimage, rgb_qimage, verdict_color
+from app.render.images import ACCENT, BRIGHTER, DARKER, NEUTRAL, diverging_rgb, gray_qimage, rgb_qimage, verdict_color
 from app.state.app_state import AppState
-from app.panels.widgets import PixelView, faded
+from app.panels.widgets import PixelView, faded, lines
 from lqvae.spec.results import Analysis
 
 TILES = (
     ("original", "Original", "The input as the classifier sees it (28×28, shown pixel-exact)."),
     ("adversarial", "Adversarial", "The attacked image: original + perturbation, clipped to [0, 1]."),
-    ("perturbation", "Perturbation", "Adversarial − original, amplified to full colour: red = lighter, "
-                                     "blue = darker. ε bounds the largest change of any pixel (L∞) or the "
-                                     "Euclidean size of the whole change (L2)."),
+    ("perturbation", "Perturbation", "Adversarial − original, amplified to full colour: red = the attack made "
+                                     "the pixel brighter, blue = darker, white = unchanged. ε bounds the largest "
+                                     "change of any pixel (L∞) or the Euclidean size of the whole change (L2)."),
     ("purified_adversarial", "Purified adversarial", "The purifier's output for the adversarial image. LQ-VAE: "
                                                      "g(H(f(x_adv))), the image encoded to 64 bits and decoded; if "
                                                      "the bits did not flip, the attack is undone. Defense-GAN: "
@@ -39,6 +40,13 @@ def failure_text(message: str) -> str:
     for engine, shown in (("linf eps", "L∞ ε"), ("l2 eps", "L2 ε"), ("Linf eps", "L∞ ε"), ("L2 eps", "L2 ε")):
         text = text.replace(engine, shown)
     return html.escape(text, quote=False)
+
+
+def perturbation_legend(peak: float) -> str:
+    """The colour key of the perturbation tile: which colour is brighter, which darker, and how much is full."""
+    return (f"<span style='color:{BRIGHTER.name()}'>■ brighter</span> "
+            f"<span style='color:{DARKER.name()}'>■ darker</span> "
+            f"<span style='color:#52606d'>(full:\u00a0±{peak:.3f})</span>")
 
 
 class ImageRow(QWidget):
@@ -58,7 +66,6 @@ class ImageRow(QWidget):
             caption = QLabel("")
             caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
             caption.setWordWrap(True)
-            caption.setMinimumHeight(34)
             for w in (head, view, caption):
                 w.setToolTip(tip)
             caption.setGraphicsEffect(faded(caption))
@@ -71,14 +78,25 @@ class ImageRow(QWidget):
         self.stale_note = QLabel("")
         self.stale_note.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.stale_note.setStyleSheet(f"color:{ACCENT.name()}; font-weight:bold;")
-        self.stale_note.setFixedHeight(self.stale_note.fontMetrics().lineSpacing() + 4)
         grid.addWidget(self.stale_note, 3, 0, 1, len(TILES))
         self.stale = False
+        self._fit_font()
         self.clear()
         state.imageChanged.connect(self._on_image)
         state.resultChanged.connect(self.show_result)
         state.resultStaleChanged.connect(self._on_stale)
         state.resultCleared.connect(self._on_cleared)
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange:
+            self._fit_font()
+
+    def _fit_font(self) -> None:
+        """Reserved heights are counted in lines, so they follow the zoom."""
+        for caption in self.captions.values():
+            caption.setMinimumHeight(lines(caption, 2))
+        self.stale_note.setFixedHeight(lines(self.stale_note, 1) + 4)
 
     def clear(self) -> None:
         for key, view in self.views.items():
@@ -165,6 +183,8 @@ class ImageRow(QWidget):
         view.set_image(rgb_qimage(diverging_rgb(delta)), None)
         linf = result.linf if result.linf is not None else peak
         l2 = result.l2 if result.l2 is not None else float(np.sqrt((delta ** 2).sum()))
-        amp = f" · shown ×{1 / peak:.1f}" if peak > 0 else " · no change"
-        caption.setText(f"L∞ {linf:.3f} · L2 {l2:.2f}<br>"
-                        f"<span style='color:#52606d'>±{peak:.3f} = full colour{amp}</span>")
+        caption.setText(f"L∞ {linf:.3f} · L2 {l2:.2f}<br>" + (perturbation_legend(peak) if peak > 0 else
+                                                          "<span style='color:#52606d'>no pixel changed</span>"))
+        caption.setToolTip(f"Colours amplified ×{1 / peak:.1f} so the change can be seen: full red = a pixel made "
+                           f"{peak:.3f} brighter, full blue = {peak:.3f} darker, white = unchanged." if peak > 0
+                           else TILES[2][2])

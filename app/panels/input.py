@@ -1,4 +1,5 @@
-"""Input, three ways: draw, browse the bundled samples, or open a file; one tab each."""
+"""Input, three ways: draw, browse the bundled samples, or open a file; one tab each. A drawing or a file has
+no true label until the user gives one (``app.panels.true_label``); a sample brings its own."""
 
 from __future__ import annotations
 

@@ -9,9 +9,10 @@ status bar only. An attack that fails on an image is not a problem: its tile say
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QToolButton, QWidget
 
+from app.panels.widgets import lines
 from app.state.app_state import AppState
 
 STYLES = {"error": "background:#fde8e8; color:#8a1c1c; border:1px solid #f5b5b5;",
@@ -25,6 +26,7 @@ class MessageBar(QWidget):
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.items: list[tuple[str, str]] = []  # (level, text), newest first
+        self.reserved = LINES  # text lines kept free for messages
         self.label = QLabel("")
         self.label.setWordWrap(True)
         self.label.setTextFormat(Qt.TextFormat.PlainText)
@@ -49,10 +51,24 @@ class MessageBar(QWidget):
         layout.addWidget(self.close_button, 0, Qt.AlignmentFlag.AlignTop)
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
-        self.setFixedHeight(self.fontMetrics().lineSpacing() * LINES + 12)
+        self._fit_font()
         state.message.connect(self.show_message)
         state.resultChanged.connect(lambda *_: self._drop("warning"))
         self._render()
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange:
+            self._fit_font()
+
+    def _fit_font(self) -> None:
+        """The reserved height is ``self.reserved`` lines of the current font (it follows the zoom)."""
+        self.setFixedHeight(lines(self, self.reserved) + 12)
+
+    def set_lines(self, n: int) -> None:
+        """Reserve ``n`` lines (the presentation layout keeps one; older messages scroll)."""
+        self.reserved = n
+        self._fit_font()
 
     @property
     def has_messages(self) -> bool:

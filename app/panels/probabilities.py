@@ -12,6 +12,7 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QHBoxLayout, QWidget
 
 from app.render.images import ACCENT, BAD, GOOD
+from app.panels.widgets import Plot, lines
 from app.state.app_state import AppState
 from app.state.settings import short_name
 from lqvae.spec.results import Analysis
@@ -21,34 +22,29 @@ CHARTS = (("probs_original", "Original"), ("probs_adversarial", "Adversarial"),
 BAR_GREY = pg.mkColor("#9aa5b1")
 
 
-class ProbabilityChart(pg.PlotWidget):
+class ProbabilityChart(Plot):
     def __init__(self, title: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setBackground("w")
+        self.markers = pg.ScatterPlotItem(size=11, pxMode=True)
+        self.empty = pg.TextItem("", color="#7b8794", anchor=(0.5, 0.5))
+        super().__init__(title, parent, min_lines=7)
         self.title = title
-        self.setTitle(title, color="#1f2933", size="10pt")
-        self.setMouseEnabled(False, False)
-        self.hideButtons()
-        self.setMenuEnabled(False)
         self.setYRange(0, 1.05, padding=0)
         self.getAxis("left").setTicks([[(0, "0"), (0.5, ".5"), (1, "1")]])
-        self.getAxis("left").setWidth(24)
-        font = self.font()
-        font.setPointSize(8)
-        self.getAxis("bottom").setTickFont(font)
-        self.setMinimumHeight(120)
         self.bars: pg.BarGraphItem | None = None
-        self.markers = pg.ScatterPlotItem(size=11, pxMode=True)
         self.errors: pg.ErrorBarItem | None = None
         self.addItem(self.markers)
-        self.empty = pg.TextItem("", color="#7b8794", anchor=(0.5, 0.5))
         self.addItem(self.empty)
+
+    def fit_fonts(self) -> None:
+        super().fit_fonts()
+        self.empty.setFont(self.font())
+        self.markers.setSize(lines(self, 0.7))  # the class triangles grow with the tick labels they point at
 
     def set_stale(self, stale: bool) -> None:
         """Fade the bars of an out-of-date result and say so in the title (same height: nothing moves)."""
         self.getPlotItem().getViewBox().setOpacity(0.3 if stale else 1.0)
         title, color = (f"{self.title} — out of date", ACCENT.name()) if stale else (self.title, "#1f2933")
-        self.setTitle(title, color=color, size="10pt")
+        self.set_title(title, color)
 
     def set_classes(self, names: list[str]) -> None:
         self.getAxis("bottom").setTicks([[(i, short_name(n)) for i, n in enumerate(names)]])

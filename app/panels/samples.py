@@ -26,6 +26,7 @@ class SamplesPanel(QWidget):
         self.info.setWordWrap(True)
         self.info.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.filter = QComboBox()
+        self.filter.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)  # its items come later
         self.filter.setToolTip("Show only test images of one class.")
         self.index = QSpinBox(minimum=0, maximum=0)
         self.index.setToolTip("Index of the sample within the bundled file.")

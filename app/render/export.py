@@ -1,4 +1,9 @@
-"""Export the current result: the image row as PNG plus a JSON of the settings and the numbers."""
+"""Export the current result as a case: the image row as PNG plus a JSON of the run and its numbers.
+
+The JSON is a case file (``app.state.case_file``): besides the results it holds the input pixels, the true
+label, the data set and class names, the models, the defense and the attack settings (threat, ε, seed),
+so File → Open case… (or ``main.py --case``) runs it again and shows the same panels.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from app.state.case_file import CASE_SCHEMA, CASE_VERSION, run_to_dict
 from app.state.settings import AnalysisRequest, as_dict
 from lqvae.spec.results import Analysis
 
@@ -18,6 +24,7 @@ def result_summary(request: AnalysisRequest, result: Analysis, class_names: list
                                        "confidence": float(np.max(p)), "probs": np.asarray(p).round(6).tolist()}
 
     return {
+        "schema": CASE_SCHEMA, "version": CASE_VERSION, **run_to_dict(request, class_names),
         "source": request.image.source, "true_label": request.image.label,
         "models": as_dict(request.models), "attack": as_dict(request.attack), "defense": as_dict(request.defense),
         "predictions": {"original": pred(result.probs_original), "adversarial": pred(result.probs_adversarial),
@@ -32,7 +39,7 @@ def result_summary(request: AnalysisRequest, result: Analysis, class_names: list
 
 def export(png_path: str | Path, pixmap, request: AnalysisRequest, result: Analysis,
            class_names: list[str]) -> tuple[Path, Path]:
-    """Write ``png_path`` and a JSON beside it (same stem); returns both paths."""
+    """Write ``png_path`` and the case JSON beside it (same stem); returns both paths."""
     png = Path(png_path).with_suffix(".png")
     if not pixmap.save(str(png), "PNG"):
         raise OSError(f"could not write {png}")

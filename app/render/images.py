@@ -10,6 +10,8 @@ GOOD = QColor("#1b8a3a")
 BAD = QColor("#c62828")
 NEUTRAL = QColor("#607080")
 ACCENT = QColor("#ef6c00")
+BRIGHTER = QColor(178, 24, 43)  # the perturbation map: a pixel the attack made brighter (full red) ...
+DARKER = QColor(33, 102, 172)  # ... and darker (full blue); white is unchanged
 
 
 def _plane(img: np.ndarray) -> np.ndarray:
@@ -32,7 +34,8 @@ def diverging_rgb(delta: np.ndarray, vmax: float | None = None) -> np.ndarray:
     d = _plane(delta)
     vmax = float(np.abs(d).max()) if vmax is None else float(vmax)
     t = np.clip(d / vmax, -1, 1) if vmax > 0 else np.zeros_like(d)
-    blue, red, white = np.array([33, 102, 172.0]), np.array([178, 24, 43.0]), np.array([247, 247, 247.0])
+    blue, red = np.array(DARKER.getRgb()[:3], float), np.array(BRIGHTER.getRgb()[:3], float)
+    white = np.array([247, 247, 247.0])
     pos, neg = np.clip(t, 0, 1)[..., None], np.clip(-t, 0, 1)[..., None]
     rgb = white * (1 - pos - neg) + red * pos + blue * neg
     return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)

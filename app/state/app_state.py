@@ -9,15 +9,15 @@ dataclasses of :mod:`app.state.settings`.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any, Iterator
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from app.state.settings import (DEFAULT_CLASS_NAMES, AnalysisRequest, AttackSettings, DefenseSettings, EngineInfo,
-                                EvaluationRequest, HistoryEntry, InputImage, ModelSettings, ModelsInfo,
-                                split_classifier)
+                                EvaluationRequest, InputImage, ModelSettings, ModelsInfo, split_classifier)
+from app.state.history_store import MAX_ENTRIES, HistoryEntry
 from lqvae.spec.attacks import THREATS
 from lqvae.spec.results import Analysis
 
@@ -44,6 +44,8 @@ class AppState(QObject):
     # evaluation tab
     evaluationStarted = Signal()
     evaluationProgress = Signal(float, str)
+    analysisRemaining = Signal(float)  # seconds left of the running analysis (-1: unknown), after each progress
+    evaluationRemaining = Signal(float)  # the same for the running evaluation
     evaluationFinished = Signal(object)  # list of row dicts
     evaluationFailed = Signal(str)
     # intents (the controller acts on them)
@@ -78,9 +80,13 @@ class AppState(QObject):
 
     # ---------------------------------------------------------------- settings
     def class_names(self) -> list[str]:
-        if self.engine is not None and self.engine.dataset == self.models.dataset:
+        return self.names_for(self.models.dataset)
+
+    def names_for(self, dataset: str) -> list[str]:
+        """The class names of ``dataset`` (the engine's when it has booted that data set)."""
+        if self.engine is not None and self.engine.dataset == dataset:
             return self.engine.class_names
-        return DEFAULT_CLASS_NAMES[self.models.dataset]
+        return DEFAULT_CLASS_NAMES[dataset]
 
     def purifier_kind(self, name: str | None) -> str | None:
         """The engine's kind of a purifier: "lqvae" (has a bit code), "vae" or "defensegan"; None for none."""
@@ -143,6 +149,16 @@ class AppState(QObject):
         self.imageChanged.emit(self.image)
         self._settings_changed()
 
+    def set_label(self, label: int | None) -> None:
+        """Say what the current image truly shows (None: unknown), e.g. for a drawing or a file."""
+        if self.image is None or label == self.image.label:
+            return
+        if label is not None and not 0 <= label < len(self.names_for(self.image.dataset or self.models.dataset)):
+            raise ValueError(f"set_label: {label} is not a class of {self.image.dataset or self.models.dataset}")
+        self.image = replace(self.image, label=label)
+        self.imageChanged.emit(self.image)
+        self._settings_changed()
+
     def set_engine_info(self, info: EngineInfo) -> None:
         self.engine = info
         self.engineInfoChanged.emit(info)
@@ -167,8 +183,13 @@ class AppState(QObject):
     def set_result(self, request: AnalysisRequest, result: Analysis, *, record: bool = True) -> None:
         self.request, self.result = request, result
         if record and request.attack is not None:
-            self.history.append(HistoryEntry(request, result))
-            del self.history[:-50]
+            entry = HistoryEntry.of(request, result, self.names_for(request.models.dataset))
+            saved = next((i for i, e in enumerate(self.history) if e.result is None and e.same_run(request)), None)
+            if saved is None:  # a new run; a saved entry run again is filled in where it is
+                self.history.append(entry)
+                del self.history[:-MAX_ENTRIES]
+            else:
+                self.history[saved] = entry
             self.historyChanged.emit()
         self.resultChanged.emit(request, result)
         self._refresh_stale(always=True)  # the panels just drew it: tell them at once whether it is current
@@ -235,10 +256,25 @@ class AppState(QObject):
         """Inside :meth:`quiet`: the changes now arriving restore a shown result, they ask for no new one."""
         return self._quiet > 0
 
+    # ---------------------------------------------------------------- history
+    def add_history(self, entries: list[HistoryEntry]) -> None:
+        """Put saved entries (an earlier session's) before this session's; the newest ``MAX_ENTRIES`` stay."""
+        self.history[:0] = entries
+        del self.history[:-MAX_ENTRIES]
+        self.historyChanged.emit()
+
+    def clear_history(self) -> None:
+        self.history.clear()
+        self.historyChanged.emit()
+
     def restore(self, index: int) -> None:
-        """Show a history entry again: its image, settings and result, without re-running."""
+        """Show a history entry again: its image, settings and result, without re-running. An entry of an
+        earlier session has no result in memory: it is run again with its settings (``rerun``)."""
         entry = self.history[index]
         req = entry.request
+        if entry.result is None:
+            self.rerun(req)
+            return
         with self.quiet():
             self.models, self.defense = req.models, req.defense
             self.attack = req.attack or self.attack
@@ -249,6 +285,19 @@ class AppState(QObject):
             self.imageChanged.emit(self.image)
             self.stale_reason = ""
             self.set_result(req, entry.result, record=False)
+
+    def rerun(self, request: AnalysisRequest) -> None:
+        """Select a saved run's data set, classifier, defense, attack and image, and run it (a history entry of an
+        earlier session, a case file). The device stays this machine's choice."""
+        self.set_models(dataset=request.models.dataset, classifier=request.models.classifier)
+        self.set_defense(**asdict(request.defense))
+        if request.attack is None:
+            self.set_attack(enabled=False)
+        else:
+            self.set_attack(**asdict(request.attack))
+        image = request.image
+        self.set_image(image.pixels, image.label, image.source)
+        self.request_run(False)
 
     # ---------------------------------------------------------------- intents
     def request_run(self, auto: bool = False) -> None:

@@ -37,6 +37,16 @@ def comparison_note(purifier: str | None) -> str | None:
     return f"compared against the paper's LQ-VAE claim; this purifier is {LQVAE_VARIANTS[purifier]}"
 
 
+def threat_caveat(purifier: str | None, threat: str) -> str | None:
+    """What a number measured under ``threat`` against ``purifier`` does not show (None: nothing to warn of).
+
+    One text for every place that shows such a number (Explore's honesty panel, the Evaluate tab, the figure).
+    """
+    if purifier and threat == "whitebox":
+        return "White-box on the classifier is not an attack on the defense; choose BPDA for the adaptive one."
+    return None
+
+
 def claim(dataset: str, classifier: str, purifier: str | None, attack: str, threat: str,
           substitute: str | None = "B") -> tuple[float, str] | None:
     """The paper's accuracy under attack for this selection, and where it is printed; None if it has none."""

@@ -113,6 +113,14 @@ class DefenseSettings:
         return DEFENSEGAN_SEARCH[self.search]
 
 
+def adaptive_threat(purifier: str | None) -> str:
+    """The threat that attacks the defense itself: end to end (BPDA) through a purifier; without one, white-box
+    (on a hardened classifier the white-box attack is the adaptive one). Evaluations start from it."""
+    if not purifier:
+        return "whitebox"
+    return next(t for t in _attacks.END_TO_END if not _attacks.THREATS[t].stochastic)
+
+
 def defense_label(models: ModelSettings, defense: DefenseSettings) -> str:
     """What defends the classifier: the purifier, a classifier-side defense, or nothing."""
     if defense.purifier:

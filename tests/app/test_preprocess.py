@@ -120,3 +120,80 @@ def test_drawn_digit_is_classified_by_the_shipped_classifier(qtbot, digit):
     with torch.no_grad():
         pred = int(model(torch.from_numpy(img).view(1, 1, 28, 28)).argmax(1))
     assert pred == digit
+
+
+# ----------------------------------------------------------------------------- stroke width (MNIST's pen)
+def bold_digit(digit: str, extra: int, font: str = "DejaVuSans-Bold", size: int = 200) -> np.ndarray:
+    """A printed digit at heavy weight: a bold face, its strokes thickened by ``extra`` px (PIL's text stroke)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    path = f"/usr/share/fonts/truetype/dejavu/{font}.ttf"
+    try:
+        face = ImageFont.truetype(path, size)
+    except OSError:
+        pytest.skip(f"font {path} not installed")
+    img = Image.new("L", (400, 400), 0)
+    ImageDraw.Draw(img).text((200, 200), digit, fill=255, font=face, anchor="mm", stroke_width=extra, stroke_fill=255)
+    return np.asarray(img, np.float32) / 255.0
+
+
+def framed_width(img28: np.ndarray) -> float:
+    """The pen width of a framed 28x28 digit, measured at 4x as MNIST_STROKE was."""
+    from app.input.preprocess import resize, stroke_width
+
+    return stroke_width(resize(img28, 112, 112)) / 4
+
+
+def test_stroke_width_measures_the_pen():
+    from app.input.preprocess import stroke_width
+
+    for width in (6, 12, 24):
+        assert stroke_width(vertical_stroke(width=width)) == pytest.approx(width, abs=1.5)
+    assert stroke_width(np.zeros((10, 10))) == 0.0
+
+
+def test_a_bold_printed_six_is_thinned_to_mnist_width():
+    from app.input.preprocess import FRAMING, MNIST_STROKE, Framing
+
+    bold = bold_digit("6", extra=10)
+    before = framed_width(mnist_frame(bold, Framing(20, "mass", None)))
+    after = framed_width(mnist_frame(bold, FRAMING["mnist"]))
+    assert before > 1.5 * MNIST_STROKE  # thick strokes that close the loop
+    assert abs(after - MNIST_STROKE) < 0.35 * MNIST_STROKE
+    framed = mnist_frame(bold)
+    top, bottom, left, right = ink_bbox(framed)
+    assert max(bottom - top, right - left) == 20  # still framed as MNIST was
+
+
+def test_a_hairline_drawing_is_thickened_and_a_normal_one_left_alone():
+    from app.input.preprocess import FRAMING, MNIST_STROKE, Framing
+
+    thin = np.clip(vertical_stroke(width=2) + np.rot90(vertical_stroke(width=2)), 0, 1)  # a 0.2 px pen when framed
+    before, after = mnist_frame(thin, Framing(20, "mass", None)), mnist_frame(thin)
+    assert framed_width(before) < 0.5 * MNIST_STROKE < framed_width(after)
+    assert after.sum() > 2 * before.sum() and after.max() == pytest.approx(1.0, abs=0.05)  # full ink, like MNIST
+    normal = vertical_stroke(width=24) + np.rot90(vertical_stroke(width=24))  # the canvas's default brush, ~2 px
+    assert np.array_equal(mnist_frame(normal), mnist_frame(normal, Framing(20, "mass", None)))
+    assert FRAMING["fashion_mnist"].stroke is None  # clothes are filled shapes, not strokes
+
+
+@pytest.mark.skipif(not (SHIPPED / "mnist" / "classifier_A.safetensors").is_file(),
+                    reason="shipped MNIST classifier A not present yet")
+def test_bold_printed_six_and_nine_are_read_better_after_stroke_normalisation():
+    import torch
+
+    from app.input.preprocess import Framing
+    from lqvae.io.checkpoint import load_checkpoint
+
+    digits = [(d, font, 12) for d in "69" for font in ("DejaVuSans-Bold", "DejaVuSerif-Bold", "DejaVuSansMono-Bold")]
+    inks = [bold_digit(d, extra, font) for d, font, extra in digits]
+    labels = torch.tensor([int(d) for d, _, _ in digits])
+    model = load_checkpoint(SHIPPED / "mnist" / "classifier_A.safetensors", kind="classifier").model.eval()
+
+    def accuracy(framing) -> float:
+        x = torch.from_numpy(np.stack([mnist_frame(ink, framing) for ink in inks]))[:, None]
+        with torch.no_grad():
+            return float((model(x).argmax(1) == labels).float().mean())
+
+    before, after = accuracy(Framing(20, "mass", None)), accuracy(mnist_frame.__defaults__[0])
+    assert after >= before + 0.5 and after >= 0.8, (before, after)  # measured: 0 / 6 before, 6 / 6 after

@@ -94,4 +94,4 @@ def test_the_evaluate_tab_offers_every_attack_and_asks_with_a_request(qtbot):
         tab.start()
     (request,) = blocker.args
     assert isinstance(request, EvaluationRequest)
-    assert request.attacks == ("fgsm", "pgd") and request.eps == (0.1, 0.3) and request.threat == "whitebox"
+    assert request.attacks == ("fgsm", "pgd") and request.eps == (0.1, 0.3) and request.threat == "bpda"  # adaptive

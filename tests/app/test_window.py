@@ -260,6 +260,7 @@ def test_evaluate_tab_runs_a_batch_and_exports(qtbot, window, tmp_path):
     for name, box in tab.attack_boxes.items():
         box.setChecked(name == "fgsm")
     tab.eps.setText("0.1, 0.3")
+    tab.threat.setCurrentIndex(tab.threat.findData("whitebox"))  # the tab starts adaptive (BPDA); see test_evaluate_tab
     asked: list[EvaluationRequest] = []
     window.state.evaluateRequested.connect(asked.append)
     with qtbot.waitSignal(window.state.evaluationFinished, timeout=60_000) as blocker:
