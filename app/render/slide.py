@@ -1,8 +1,8 @@
 """A slide-ready figure of one run: the five images with their predictions, a caption and the honesty line.
 
 Drawn with QPainter from the result's arrays (not a screen grab), in the GUI thread, as PNG (300 dpi), SVG
-or PDF. It is sized to be pasted full width into a 16:9 slide: 3000 × 1400 px is 10 × 4.67 in at 300 dpi,
-and a 13.33 × 7.5-in slide then keeps about 1.3 in above it for the slide's title.
+or PDF. It is sized to be pasted full width into a 16:9 slide: 3000 × 1450 px is 10 × 4.83 in at 300 dpi,
+and a 13.33 × 7.5-in slide then keeps about 1 in above it for the slide's title.
 
 Text size: a slide read from the back of a lecture hall wants at least 24 pt on a 13.33-in-wide slide; a
 sans-serif's capitals are about 0.7 em, so 24 pt is a cap height of 1.75 % of the slide width, which is the
@@ -34,7 +34,7 @@ from app.state.results import Results, load_results, matching
 from app.state.settings import (ATTACK_LABELS, DATASET_LABELS, THREAT_LABELS, AnalysisRequest, defense_label)
 from lqvae.spec.results import Analysis
 
-WIDTH, HEIGHT = 3000, 1400  # px at DPI: 10 × 4.67 in (taller only if a long caption needs it)
+WIDTH, HEIGHT = 3000, 1450  # px at DPI: 10 × 4.83 in (taller only if a long caption needs it)
 DPI = 300
 DOTS_PER_METER = round(DPI / 0.0254)  # 11811
 CAPTION_CAP = 0.018  # cap height of the caption and honesty lines, as a share of the width (see the docstring)
@@ -45,6 +45,7 @@ TILE = 28 * 12  # px: whole multiples of the 28-px images (1.5 in on the slide)
 MARGIN = 40.0
 CAP_PER_EM = 0.7  # a sans-serif's cap height per em, to pick pixel sizes (the test measures the real one)
 INK, MUTED, CAVEAT = QColor("#1f2933"), QColor("#52606d"), QColor("#7a4b00")
+LEGEND = "perturbation: red = pixel made brighter, blue = darker"  # the colours of app.render.images.diverging_rgb
 FORMATS = {".png": "PNG, 300 dpi", ".svg": "SVG", ".pdf": "PDF"}
 NOTHING_TO_SAVE = "Nothing to save yet: run an attack first (the figure shows the five images of one run)."
 
@@ -83,7 +84,7 @@ def build_figure(request: AnalysisRequest, result: Analysis, class_names: list[s
     tiles = []
     for slot, title, probs in (("original", "Original", result.probs_original),
                                ("adversarial", "Adversarial", result.probs_adversarial),
-                               ("perturbation", "Change, amplified (red brighter, blue darker)", None),
+                               ("perturbation", "Perturbation (amplified)", None),
                                ("purified_adversarial", "Purified adversarial", result.probs_purified_adversarial),
                                ("purified_original", "Purified original", result.probs_purified_original)):
         missing = result.placeholder(slot, hardened=hardened)
@@ -100,7 +101,10 @@ def build_figure(request: AnalysisRequest, result: Analysis, class_names: list[s
         else:
             name, confidence, color = _prediction(probs, class_names, label)
             tiles.append(Tile(title, gray_qimage(getattr(result, slot)), name, confidence, color))
-    return Figure(tuple(tiles), caption(request, class_names), honesty(request, result, population))
+    text = caption(request, class_names)
+    if not result.placeholder("perturbation", hardened=hardened):
+        text += f" · {LEGEND}"
+    return Figure(tuple(tiles), text, honesty(request, result, population))
 
 
 def caption(request: AnalysisRequest, class_names: list[str]) -> str:

@@ -54,7 +54,7 @@ def test_png_is_300_dpi_slide_sized_and_drawn_from_the_data(attacked, tmp_path):
     out = slide.save_figure(attacked, str(tmp_path / "figure.png"))
     assert out == tmp_path / "figure.png"
     image = QImage(str(out))
-    assert (image.width(), image.height()) == (slide.WIDTH, slide.HEIGHT) == (3000, 1400)
+    assert (image.width(), image.height()) == (slide.WIDTH, slide.HEIGHT) == (3000, 1450)
     assert image.dotsPerMeterX() == image.dotsPerMeterY() == 11811  # 300 dpi
     assert 16 / 9 * 0.6 < image.width() / image.height() < 16 / 9 * 1.6  # fits a 16:9 slide's width with a title
     # the first tile is the original image itself, pixel for pixel (not a screen grab of the window)
@@ -75,7 +75,7 @@ def test_svg_and_pdf_carry_the_caption_and_the_honesty_line(attacked, tmp_path):
     text = _svg_text(svg)
     for part in ("FGSM", "White-box on classifier", "LQ-VAE (paper)", "MNIST, classifier A", "ε = 0.3",
                  "Original", "Purified adversarial", "One image, not a population",
-                 "White-box on the classifier is not an attack on the defense", "red brighter, blue darker"):
+                 "White-box on the classifier is not an attack on the defense", slide.LEGEND):
         assert part in text, part
     assert _flat(figure.caption) in _flat(text)
     assert pdf.read_bytes().startswith(b"%PDF") and b"/Page" in pdf.read_bytes()
@@ -102,6 +102,14 @@ def test_text_is_big_enough_for_a_lecture_hall_and_never_cut_off(qtbot):
     image, bottom = slide.render(figure)
     assert slide.HEIGHT < image.height() < 1.3 * slide.HEIGHT and bottom <= image.height() - 5  # taller, not cut
     assert slide.figure_height(slide.build_figure(request, result, names)) < image.height()
+    from PySide6.QtCore import QRectF, Qt
+    from PySide6.QtGui import QFontMetricsF
+
+    metrics = QFontMetricsF(slide._font(slide.TITLE_CAP))
+    slot = (slide.WIDTH - 2 * slide.MARGIN) / len(figure.tiles)
+    for tile in figure.tiles:  # the titles get two lines above their tiles: a third would be drawn off the top
+        height = metrics.boundingRect(QRectF(0, 0, slot, 1e6), int(Qt.TextFlag.TextWordWrap), tile.title).height()
+        assert height <= 2 * metrics.lineSpacing() + 1, tile.title
     wide = slide.fitted("Ankle boot", slide.PREDICTION_CAP, (slide.WIDTH - 2 * slide.MARGIN) / 5 - 60, bold=True)
     assert slide.cap_height(slide.MIN_CAP) <= wide.pixelSize() * 0.8  # shrunk to its tile, not below the floor
 
