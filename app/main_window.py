@@ -116,7 +116,7 @@ class MainWindow(QMainWindow):
         slide.install(self)  # File → Save figure… (Ctrl+Shift+S): the run for a slide, PNG 300 dpi / SVG / PDF
         cases.install(self)  # File → Open case… (an exported PNG + JSON, run again)
         self.menu_file.addSeparator()
-        self.menu_file.addAction("Quit", QKeySequence.StandardKey.Quit, self.close)
+        self.menu_file.addAction("Quit", QKeySequence("Ctrl+Q"), self.close)
 
     def _shortcuts(self) -> None:
         s, samples = self.state, self.inputs.samples
