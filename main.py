@@ -69,7 +69,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--presentation", action="store_true", help="start in the presentation layout (View, F10)")
     p.add_argument("--timeout", type=float, default=300, help="--screenshot: give up waiting after this many seconds")
     p.add_argument("--bench-startup", action="store_true", help=argparse.SUPPRESS)  # used by python -m app.bench
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.label is not None and not args.image:
+        p.error(f"--label {args.label} needs --image FILE: it is the true class of that image (a bundled sample "
+                "already has its label; pick one with --sample N)")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtWidgets import QApplication
 
-    from app.main_window import MainWindow
+    from app.main_window import MainWindow, fit_to_screen
     from app.session import apply_cli, install_excepthook, keep_history, take_screenshot
     from app.state.history_store import CONFIG_ENV
 
@@ -93,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     install_excepthook(window)
     if not args.screenshot or os.environ.get(CONFIG_ENV):  # a headless render keeps off your history
         keep_history(window)
+    if not args.screenshot:
+        fit_to_screen(window)  # a 1280x800 projector sees the whole window (--size still wins, below)
     apply_cli(window, args)
     window.show()
     window.start()

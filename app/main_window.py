@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtCore import QSize
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QMainWindow, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
@@ -33,6 +34,24 @@ from app.panels.status_bar import StatusBar
 from app.panels.widgets import ScrollPage, configure_plots, group
 
 TABS = ("explore", "evaluate")
+
+
+PREFERRED_SIZE = (1600, 1000)  # px: the window's size on a screen that has room for it
+
+
+def fit_to_screen(window: QMainWindow) -> None:
+    """Cut the window to the screen it opens on (a real screen; the offscreen one is a fixed 800x800)."""
+    screen = window.screen()
+    if screen is not None:
+        window.resize(fitted_size(screen.availableGeometry().size()))
+
+
+def fitted_size(available: QSize | None) -> QSize:
+    """The preferred window size, cut to the screen's available area (a 1280x800 projector must see it all)."""
+    w, h = PREFERRED_SIZE
+    if available is None or available.isEmpty():
+        return QSize(w, h)
+    return QSize(min(w, available.width()), min(h, available.height()))
 
 
 class MainWindow(QMainWindow):
@@ -73,7 +92,8 @@ class MainWindow(QMainWindow):
         ex.addWidget(group("Predictions", self.probs), 4)
         lower = QHBoxLayout()
         lower.addWidget(group("Latent bits", self.bits), 3)
-        lower.addWidget(group("Honesty: measured vs claimed", self.honesty), 1)
+        lower.addWidget(group("Honesty", self.honesty, tooltip="Honesty: measured vs claimed — the accuracy measured "
+                              "over many test images beside the paper's claim"), 1)
         ex.addLayout(lower, 5)
         self.tabs = QTabWidget()
         self.tabs.addTab(ScrollPage(explore), "Explore")  # below its minimum size it scrolls, never overlaps
@@ -95,7 +115,7 @@ class MainWindow(QMainWindow):
         outer.addWidget(self.messages)
         outer.addWidget(split, 1)
         self.setCentralWidget(central)
-        self.resize(1600, 1000)
+        self.resize(*PREFERRED_SIZE)  # main.py cuts it to the screen (fit_to_screen); --screenshot keeps it
         self.setAcceptDrops(True)
 
         self.history.exportClicked.connect(self.export_current)
@@ -121,7 +141,7 @@ class MainWindow(QMainWindow):
     def _shortcuts(self) -> None:
         s, samples = self.state, self.inputs.samples
         keys = [("Ctrl+R", lambda: s.request_run(False)),
-                ("F5", lambda: s.request_run(False)), ("Esc", s.request_cancel), ("N", lambda: samples.step(1)),
+                ("F5", lambda: s.request_run(False)), ("Esc", s.request_cancel), ("N", lambda: samples.step(1)), ("Shift+N", samples.next_fooled),
                 ("P", lambda: samples.step(-1)), ("Ctrl+Right", lambda: samples.step(1)),
                 ("Ctrl+Left", lambda: samples.step(-1)),
                 ("Ctrl+1", lambda: self.tabs.setCurrentIndex(0)), ("Ctrl+2", lambda: self.tabs.setCurrentIndex(1))]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,10 +23,11 @@ import numpy as np
 
 from app.input.image_io import LoadedImage
 from app.input.sandbox import load_image
-from app.state.settings import (DEFENSEGAN_SEARCH, AnalysisRequest, EngineInfo, EvaluationRequest, ModelsInfo,
-                                ModelSettings)
+from app.state.settings import (DEFENSEGAN_SEARCH, AnalysisRequest, EngineInfo, EvaluationRequest, FoolFound,
+                                FoolSearch, InputImage, ModelsInfo, ModelSettings, is_fooled)
 from lqvae.spec.attacks import THREATS
 from lqvae.spec.defenses import HARDENINGS
+from lqvae.spec.errors import Cancelled
 from lqvae.spec.results import Analysis
 
 SAMPLES_ENV = "LQVAE_SAMPLES"  # folder with <dataset>.npz, default resources/samples
@@ -257,6 +258,28 @@ def analyze(request: AnalysisRequest, cache: ModelCache, *, should_stop=None, pr
         return eng.analyze(image, request.image.label, classifier=classifier, purifier=purifier, spec=spec,
                            substitute=substitute, mode=request.defense.mode, n_samples=request.defense.n_samples,
                            device=device, should_stop=should_stop, progress=report)
+
+
+def find_fooled(search: FoolSearch, cache: ModelCache, *, should_stop=None, progress=None) -> FoolFound:
+    """Analyse the bundled samples ``search.indices`` in turn, each exactly as a run of ``search.request`` would
+    (same settings, same seed), and stop at the first one the attack fools (:func:`is_fooled`)."""
+    n = len(search.indices)
+    for i, index in enumerate(search.indices):
+        if should_stop is not None and should_stop():
+            raise Cancelled("search cancelled")
+        label = int(search.labels[index])
+        image = InputImage(np.asarray(search.images[index], np.float32) / 255.0, label, f"sample {index}",
+                           search.request.models.dataset)
+        request = replace(search.request, image=image)
+
+        def report(f: float, _text: str = "", i=i, index=index) -> None:
+            if progress:
+                progress((i + f) / n, f"looking for a fooled sample: {index} ({i + 1} of {n})")
+
+        result = analyze(request, cache, should_stop=should_stop, progress=report)
+        if is_fooled(result, label):
+            return FoolFound(index, i + 1, request, result)
+    return FoolFound(None, n)
 
 
 # ----------------------------------------------------------------------------- evaluation tab

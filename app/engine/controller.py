@@ -3,12 +3,14 @@
 No widgets and no torch here: the controller turns settings into ``AnalysisRequest`` snapshots, hands
 them to ``app.engine.adapter`` on a worker, and writes the plain results back into the ``AppState``.
 Analyses never overlap: a new request cancels the running one and waits (the engine stops within one
-forward pass), so the newest request always wins.
+forward pass), so the newest request always wins. "Next fooled" (``find_fooled``) is one more such job: a search
+over bundled samples, each analysed as a run would be, that shows the first the attack fools.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -19,7 +21,7 @@ from app.input.image_io import LoadedImage
 from app.state.app_state import AppState
 from app.state.estimate import RunCosts
 from app.state.settings import (CLASSIFIER_DEFENSES, DEFENSEGAN_SEARCH, UNTARGETED_ONLY, AnalysisRequest, EngineInfo,
-                                EvaluationRequest, ModelsInfo, split_classifier)
+                                EvaluationRequest, FoolFound, FoolSearch, ModelsInfo, defense_label, split_classifier)
 from lqvae.spec.attacks import THREATS
 from lqvae.spec.results import Analysis
 
@@ -51,8 +53,9 @@ class Controller(QObject):
         self._quiet_load = False
         self._analysis: Worker | None = None
         self._analysis_request: AnalysisRequest | None = None
-        self._pending: AnalysisRequest | None = None  # the newest request, waiting for a cancel to land
+        self._pending: AnalysisRequest | FoolSearch | None = None  # the newest job, waiting for a cancel to land
         self._run_after_load: bool | None = None  # a run asked for while models were loading (auto flag)
+        self._search_after_load: tuple[int, ...] | None = None  # a "next fooled" asked for while loading
         self._evaluation: Worker | None = None
         self.costs = RunCosts()  # seconds of the last run of each kind: said before the next slow one
         self._debounce = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
@@ -64,6 +67,7 @@ class Controller(QObject):
         s.imageChanged.connect(self._on_image)
         s.runRequested.connect(self.run)
         s.cancelRequested.connect(self.cancel)
+        s.nextFooledRequested.connect(self.find_fooled)
         s.openRequested.connect(self.open_file)
         s.evaluateRequested.connect(self.evaluate)
         s.evaluationCancelRequested.connect(self.cancel_evaluation)
@@ -75,7 +79,7 @@ class Controller(QObject):
     def settled(self) -> bool:
         """Nothing running or scheduled: every requested job has reported back."""
         return (self.booted and not self.pool.busy() and not self._debounce.isActive() and self._pending is None
-                and self._run_after_load is None)
+                and self._run_after_load is None and self._search_after_load is None)
 
     def shutdown(self, timeout_ms: int = 5000) -> None:
         self._debounce.stop()
@@ -191,7 +195,10 @@ class Controller(QObject):
             self.state.set_defense(purifier=None)  # classify without the broken defense rather than fail every run
         self.models_ready = info.ok
         pending, self._run_after_load = self._run_after_load, None
-        if info.ok and (pending is not None or not self._quiet_load):
+        search, self._search_after_load = self._search_after_load, None
+        if info.ok and search is not None:
+            self.find_fooled(search)
+        elif info.ok and (pending is not None or not self._quiet_load):
             self.run(auto=pending if pending is not None else True)
 
     # ------------------------------------------------------------------ reactions to settings
@@ -320,16 +327,19 @@ class Controller(QObject):
         self.state.analysisFailed.emit(message)
         self.state.notify(f"Analysis failed: {message}", "error")
 
-    def _on_cancelled(self) -> None:
+    def _on_cancelled(self, what: str = "Attack") -> None:
         if self._pending is None:
-            self.state.notify("Attack cancelled.", "info")
+            self.state.notify(f"{what} cancelled.", "info")
             self.state.analysisFailed.emit("cancelled")
 
     def _on_analysis_ended(self) -> None:
         self._analysis = None
         if self._pending is not None:
-            request, self._pending = self._pending, None
-            self._start_analysis(request)
+            job, self._pending = self._pending, None
+            if isinstance(job, FoolSearch):
+                self._start_search(job)
+            else:
+                self._start_analysis(job)
         else:
             self.state.set_busy(False)
         self.settledChanged.emit()
@@ -337,9 +347,67 @@ class Controller(QObject):
     def cancel(self) -> None:
         self._pending = None
         self._run_after_load = None
+        self._search_after_load = None
         self._debounce.stop()
         if self._analysis is not None:
             self._analysis.cancel()
+
+    # ------------------------------------------------------------------ "next fooled": a search over the samples
+    def find_fooled(self, indices: tuple[int, ...]) -> None:
+        """Show the first of the bundled samples ``indices`` that the selected attack fools, searched on a worker
+        like an analysis (one at a time with them: it cancels the running one, a new run cancels it)."""
+        s = self.state
+        self._debounce.stop()  # the search shows a result for these settings: no other run is needed
+        if not self.models_ready:
+            if self.booted and s.models_info is not None and not s.models_info.ok:
+                s.notify("No classifier is loaded; see the Models panel for what is missing.", "error")
+            else:
+                self._search_after_load = tuple(indices)
+            return
+        problem = self._attack_problem()
+        if problem:
+            s.refuse(problem)
+            return
+        request = s.make_request()
+        if not s.attack.enabled or request is None or request.attack is None:
+            s.notify("Next fooled looks for a sample the attack fools: turn the attack on first.", "warning")
+            return
+        if s.engine is None or s.engine.samples is None or not indices:
+            s.notify("Next fooled searches the bundled samples, and there are none to search.", "warning")
+            return
+        search = FoolSearch(request, tuple(indices), *s.engine.samples)
+        if self._analysis is not None:
+            self._analysis.cancel()
+            self._pending = search
+            return
+        self._start_search(search)
+
+    def _start_search(self, search: FoolSearch) -> None:
+        s = self.state
+        self._analysis_request = None
+        self._analysis = self._start(engine_adapter.find_fooled, search, self.cache, name="search",
+                                     on_done=lambda found: self._on_found(search, found),
+                                     on_failed=self._on_analysis_failed, on_progress=s.analysisProgress,
+                                     on_cancelled=lambda: self._on_cancelled("Search"),
+                                     on_remaining=s.analysisRemaining, on_ended=self._on_analysis_ended)
+        s.analysisStarted.emit(search.request)
+        s.set_busy(True)
+
+    def _on_found(self, search: FoolSearch, found: FoolFound) -> None:
+        s = self.state
+        what = f"{search.request.attack.label()} against {defense_label(search.request.models, search.request.defense)}"
+        if found.index is None or found.request is None or found.result is None:
+            s.notify(f"Next fooled: {what} fools none of the {found.tried} samples tried (from sample "
+                     f"{search.indices[0]} on; a sample the classifier already gets wrong does not count). "
+                     "Showing the current image; try a larger ε or a stronger attack.", "info")
+            self.run(auto=True)  # the current image, analysed with these settings
+            return
+        image = found.request.image
+        with s.quiet():  # the found sample's result follows at once: nothing to run for the new image
+            s.set_image(image.pixels, image.label, image.source)
+        s.set_result(replace(found.request, image=s.image), found.result)
+        if found.tried > 1:
+            s.notify(f"Showing sample {found.index}, the first that {what} fools ({found.tried} tried).", "info")
 
     # ------------------------------------------------------------------ files
     def open_file(self, path: str) -> None:

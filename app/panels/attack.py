@@ -76,6 +76,7 @@ class AttackPanel(QWidget):
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
         self.progress.setTextVisible(True)
+        self.progress.setFormat("%p%")
         self.progress.setMaximumWidth(200)
         self._show_progress = QTimer(self, singleShot=True, interval=250)  # no flicker for fast runs
         self._show_progress.timeout.connect(lambda: self.progress.setVisible(self.state.busy))
@@ -211,5 +212,7 @@ class AttackPanel(QWidget):
             self.progress.setValue(0)
 
     def _set_progress(self, fraction: float, text: str) -> None:
+        """The bar shows the share done only (it is small); what runs is its tooltip, and the status bar says it
+        in full with the time left."""
         self.progress.setValue(int(fraction * 100))
-        self.progress.setFormat(f"{text} %p%" if text else "%p%")
+        self.progress.setToolTip(f"{text}: {int(fraction * 100)} %" if text else "")

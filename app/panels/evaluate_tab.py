@@ -23,12 +23,12 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, Q
                                QLineEdit, QProgressBar, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem,
                                QVBoxLayout, QWidget)
 
-from app.panels.widgets import plain
+from app.panels.widgets import Plot, font_pt, plain
 from app.state import paper_claims
 from app.state.app_state import AppState
 from app.state.estimate import describe_duration, progress_line
-from app.state.settings import (ATTACK_LABELS, CLASSIFIER_DEFENSES, DEFENSEGAN_SEARCH, L2_ATTACKS, PURIFIER_LABELS,
-                                THREAT_LABELS, EvaluationRequest, adaptive_threat)
+from app.state.settings import (ATTACK_LABELS, ATTACK_NAMES, CLASSIFIER_DEFENSES, DEFENSEGAN_SEARCH, L2_ATTACKS,
+                                PURIFIER_LABELS, THREAT_LABELS, EvaluationRequest, adaptive_threat)
 from lqvae.spec.attacks import ATTACKS, SLOW_ATTACKS, THREATS
 from lqvae.spec.defenses import HARDENING_SHORT  # the classifier-side defenses' column and legend names
 
@@ -98,27 +98,81 @@ def describe_defense(defense: str, search: str | None) -> str:
     return text
 
 
-def make_accuracy_plot() -> pg.PlotWidget:
-    w = pg.PlotWidget(background="w")
-    w.setTitle("Accuracy vs ε (L∞ attacks)", color="#1f2933", size="10pt")
+class EvaluationPlot(Plot):
+    """A plot of the tab whose title, axes, legend and notes all take the widget's font (so the window's zoom
+    reaches them, and a new evaluation keeps them at that size): ``note`` and ``mark`` add text items that do."""
+
+    def __init__(self, title: str, parent: QWidget | None = None) -> None:
+        self.texts: list[pg.TextItem | pg.InfLineLabel] = []
+        super().__init__(title, parent, min_lines=6)
+
+    def fit_fonts(self) -> None:
+        super().fit_fonts()
+        legend = self.getPlotItem().legend
+        if legend is not None:
+            legend.opts["labelTextSize"] = font_pt(self)
+            for _sample, label in legend.items:
+                label.setText(label.text, size=font_pt(self))
+            legend.updateSize()
+        for item in self.texts:
+            item.setFont(self.font())
+        self._fit_title()
+
+    def set_title(self, text: str, color: str = "#1f2933") -> None:
+        super().set_title(text, color)
+        self._fit_title()
+
+    def _fit_title(self) -> None:
+        """pyqtgraph gives the title a fixed 30 px row: make it as tall as the title's lines in their font."""
+        item = self.getPlotItem()
+        label = getattr(item, "titleLabel", None)
+        if label is None or not label.isVisible():
+            return
+        height = label.item.boundingRect().height() + 4
+        label.setMaximumHeight(height)
+        item.layout.setRowFixedHeight(0, height)
+
+    def clear(self) -> None:  # noqa: D102 - pyqtgraph's: the text items go with the rest
+        self.getPlotItem().clear()
+        self.texts.clear()
+
+    def note(self, text: str) -> None:
+        """A grey line of text in the plot (e.g. why it is empty)."""
+        item = pg.TextItem(text, color="#7b8794")
+        item.setFont(self.font())
+        self.texts.append(item)
+        self.addItem(item)
+
+    def mark(self, x: float, text: str, color: str) -> None:
+        """A dashed vertical line at ``x``, labelled ``text`` near its top."""
+        line = pg.InfiniteLine(x, angle=90, pen=pg.mkPen(color, width=2, style=Qt.PenStyle.DashLine), label=text,
+                               labelOpts={"position": 0.9, "color": color})
+        line.label.setFont(self.font())
+        self.texts.append(line.label)
+        self.addItem(line)
+
+
+def make_accuracy_plot() -> EvaluationPlot:
+    w = EvaluationPlot("Accuracy vs ε (L∞ attacks)")
     w.setLabel("bottom", "ε (L∞)")
     w.getAxis("bottom").enableAutoSIPrefix(False)
     w.setLabel("left", "accuracy %")
     w.setYRange(0, 100)
-    w.addLegend(offset=(-4, 4), labelTextSize="8pt", labelTextColor="#1f2933")
+    w.addLegend(offset=(-4, 4), labelTextSize=font_pt(w), labelTextColor="#1f2933")
     w.showGrid(x=True, y=True, alpha=0.2)
+    w.fit_fonts()  # the axis labels just added
     return w
 
 
-def make_histogram_plot() -> pg.PlotWidget:
-    w = pg.PlotWidget(background="w")
-    w.setTitle("Bits flipped per image (paper Figure 3)", color="#1f2933", size="10pt")
+def make_histogram_plot() -> EvaluationPlot:
+    w = EvaluationPlot("Bits flipped per image (paper Figure 3)")
     w.setLabel("bottom", "Hamming distance (of 64 bits)")
     w.setLabel("left", "images")
+    w.fit_fonts()
     return w
 
 
-def draw_accuracy(plot: pg.PlotWidget, rows: list[dict]) -> None:
+def draw_accuracy(plot: EvaluationPlot, rows: list[dict]) -> None:
     plot.clear()
     undefended = HARDENING_SHORT.get(rows[0].get("defense", "") if rows else "", "no defense")
     if plot.plotItem.legend is not None:
@@ -139,22 +193,21 @@ def draw_accuracy(plot: pg.PlotWidget, rows: list[dict]) -> None:
             if any(y is None for y in ys):
                 continue
             plot.plot(xs, np.array(ys, float), pen=pg.mkPen(color, width=2, style=style), symbol="o",
-                      symbolSize=6, symbolBrush=color, name=f"{attack.upper()} {suffix}")
+                      symbolSize=6, symbolBrush=color, name=f"{ATTACK_NAMES.get(attack, attack)} {suffix}")
 
 
-def draw_histogram(plot: pg.PlotWidget, hamming: list[int] | None, title: str = "") -> None:
+def draw_histogram(plot: EvaluationPlot, hamming: list[int] | None, title: str = "") -> None:
     plot.clear()
     if not hamming:
-        plot.addItem(pg.TextItem("no bit statistics (no purifier?)", color="#7b8794"))
+        plot.note("no bit statistics (no purifier?)")
         return
     counts = np.bincount(np.asarray(hamming, int), minlength=65)
     plot.addItem(pg.BarGraphItem(x=np.arange(len(counts)), height=counts, width=0.85, brush="#486581", pen=None))
-    plot.addItem(pg.InfiniteLine(0.06 * 64, angle=90, pen=pg.mkPen("#ef6c00", width=2, style=Qt.PenStyle.DashLine),
-                                 label="6 %", labelOpts={"position": 0.9, "color": "#ef6c00"}))
+    plot.mark(0.06 * 64, "6 %", "#ef6c00")
     plot.setXRange(-0.5, max(10, int(np.max(hamming)) + 1.5))
     under = 100 * np.mean(np.asarray(hamming) < 0.06 * 64)
-    plot.setTitle(f"Bits flipped per image{' · ' + title if title else ''} · {under:.0f} % under 6 % "
-                  "(paper: ~90 %)", color="#1f2933", size="10pt")
+    plot.set_title(f"Bits flipped per image{' · ' + title if title else ''}<br>"  # two lines: it fits a narrow plot
+                   f"{under:.0f} % under 6 % (paper: ~90 %)")
 
 
 class EvaluateTab(QWidget):
@@ -370,7 +423,7 @@ class EvaluateTab(QWidget):
         if rows and rows[0].row() < len(self.rows):
             r = self.rows[rows[0].row()]
             eps = "∞" if r.get("eps") is None else f"{r['eps']:g}"
-            draw_histogram(self.hist_plot, r.get("hamming"), f"{r['attack'].upper()} ε={eps}")
+            draw_histogram(self.hist_plot, r.get("hamming"), f"{ATTACK_NAMES.get(r['attack'], r['attack'])} ε={eps}")
 
     def save_csv(self, path: str | None = None) -> Path | None:
         path = path or QFileDialog.getSaveFileName(self, "Export table", "evaluation.csv", "CSV (*.csv)")[0]

@@ -4,24 +4,28 @@ entries of an earlier session (read from the history file) are run again when cl
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QHBoxLayout, QListView, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
 
 from app.render.images import thumbnail, verdict_color
 from app.state.app_state import AppState
 from app.state.history_store import HistoryEntry
-from app.state.settings import DATASET_LABELS, THREAT_LABELS, defense_label, short_name
+from app.state.settings import ATTACK_NAMES, DATASET_LABELS, THREAT_LABELS, THREAT_SHORT, defense_label, short_name
 from app.panels.widgets import plain
 
-THREAT_WORDS = {"whitebox": "white-box", "blackbox": "transfer", "bpda": "BPDA", "bpda_eot": "BPDA+EOT"}
+ICON = 48  # the thumbnail's side in pixels (the 28×28 image, enlarged)
+CAPTION_LINES = 4  # attack, budget, threat, predictions
+SLOT_TEXTS = (*ATTACK_NAMES.values(), *THREAT_SHORT.values())  # the slot is as wide as the longest (or a caption)
 
 
 def caption(entry: HistoryEntry) -> str:
-    """Three short lines: "PGD 0.3", the threat ("BPDA") and the predictions along the attacked path, in the entry's
-    own class names."""
+    """Four short lines: the attack ("PGD"), its budget ("ε 0.3", or "minimal" for an unbounded L2 attack), the
+    threat ("BPDA") and the predictions along the attacked path, in the entry's own class names."""
     a = entry.request.attack
-    head = "" if a is None else f"{a.attack.upper()} {a.eps_text}\n{THREAT_WORDS.get(a.threat, a.threat)}"
+    head = "" if a is None else (f"{ATTACK_NAMES.get(a.attack, a.attack)}\n"
+                                 f"{'minimal' if a.eps is None else f'ε {a.eps:g}'}\n"
+                                 f"{THREAT_SHORT.get(a.threat, a.threat)}")
     return head + "\n" + "→".join(short_name(entry.class_names[k])[:5] for k in entry.predictions)
 
 
@@ -51,9 +55,8 @@ class HistoryStrip(QWidget):
         self.list.setFlow(QListView.Flow.LeftToRight)
         self.list.setWrapping(False)
         self.list.setMovement(QListView.Movement.Static)
-        self.list.setIconSize(QSize(48, 48))
-        self.list.setGridSize(QSize(112, 102))
-        self.list.setFixedHeight(120)
+        self.list.setIconSize(QSize(ICON, ICON))
+        self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.list.setToolTip("Every attack run, kept across sessions; click one to show it again.")
         self.list.itemClicked.connect(lambda item: state.restore(self.list.row(item)))
@@ -71,9 +74,26 @@ class HistoryStrip(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.list, 1)
         layout.addLayout(buttons)
+        self._fit_font()
         state.historyChanged.connect(self._rebuild)
         state.resultChanged.connect(lambda *_: self._highlight())
         state.resultStaleChanged.connect(lambda _stale: self._highlight())
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange:
+            self._fit_font()
+
+    def _fit_font(self) -> None:
+        """Each slot holds the icon and ``CAPTION_LINES`` lines as wide as the longest attack name or caption line in
+        the list's font, so a zoomed caption is never cut; the strip is one slot high (and its scroll bar)."""
+        fm = self.list.fontMetrics()
+        pad = fm.height() // 2
+        texts = [*SLOT_TEXTS, *(line for i in range(self.list.count()) for line in self.list.item(i).text().split("\n"))]
+        width = max(ICON, *(fm.horizontalAdvance(text) for text in texts)) + 2 * pad
+        self.list.setGridSize(QSize(width, ICON + CAPTION_LINES * fm.lineSpacing() + 2 * pad))
+        bar = self.list.horizontalScrollBar().sizeHint().height()
+        self.list.setFixedHeight(self.list.gridSize().height() + bar + 2 * self.list.frameWidth() + 4)
 
     def highlighted_row(self) -> int:
         """The entry marked as the one on screen (-1: none, e.g. the shown result is out of date)."""
@@ -97,6 +117,7 @@ class HistoryStrip(QWidget):
             item = QListWidgetItem(QIcon(thumbnail(entry.shown, 48, color)), caption(entry))
             item.setToolTip(tooltip(entry))
             self.list.addItem(item)
+        self._fit_font()
         self._highlight()
         QTimer.singleShot(0, self.scroll_to_newest)  # after the list has laid the new item out
 

@@ -9,9 +9,10 @@ file name is never rendered as markup.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtCore import QEvent, QObject, QSize, Qt
+from shiboken6 import isValid
 from PySide6.QtGui import QColor, QFont, QKeySequence, QPainter, QPen, QShortcut
-from PySide6.QtWidgets import (QDockWidget, QFrame, QGroupBox, QHBoxLayout, QLabel, QMainWindow, QPushButton,
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFrame, QGroupBox, QHBoxLayout, QLabel, QMainWindow, QPushButton,
                                QScrollArea, QStackedWidget, QToolButton, QVBoxLayout, QWidget)
 
 from app.state.app_state import AppState
@@ -20,7 +21,12 @@ from app.state.results import Results, load_results
 
 HIGHLIGHT = QColor("#d97706")  # the outline of the panel a step points at
 # text sizes as multiples of the font the panel inherits, so they follow the window's zoom
-COUNTER, HEADING, BODY, NUMBERS, BUTTONS = 1.3, 2.2, 1.7, 1.4, 1.5
+SCALES = {"counter": 1.3, "heading": 2.2, "body": 1.7, "numbers": 1.4, "buttons": 1.5}
+# presenting, the window's font is already sized for the back row (1/40 of the height): the lesson uses it as it is
+PRESENTING_SCALES = {"counter": 1.0, "heading": 1.3, "body": 1.0, "numbers": 1.0, "buttons": 1.0}
+MIN_CHARS = 30  # the panel's least width, in average characters of the window's font (the text wraps)
+DOCK_SHARE = 0.3  # the share of the window's width the dock takes when it opens beside the tabs
+SUBTITLE_SHARE = 0.25  # presenting, the share of the window's height it takes under the images
 HELP_BUTTON = "QToolButton { border: 1px solid #7b8794; border-radius: 4px; font-weight: bold; color: #323f4b; }"
 
 
@@ -45,6 +51,7 @@ class LessonPanel(QWidget):
         self.index: int | None = None  # the lesson's step; None before it starts
         self.topic: str | None = None  # the PANEL_HELP key shown instead of the step; None: the step
         self.results: Results | None = None  # read when a step first needs the measured numbers
+        self.scales = SCALES
         self.outline = _Outline(self)
         self.counter = _label()
         self.counter.setStyleSheet("color:#52606d")
@@ -57,7 +64,7 @@ class LessonPanel(QWidget):
         column.addWidget(self.body)
         column.addWidget(self.numbers)
         column.addStretch(1)
-        scroll = QScrollArea()
+        self.scroll = scroll = QScrollArea()
         scroll.setWidget(text)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
@@ -123,6 +130,7 @@ class LessonPanel(QWidget):
     # ------------------------------------------------------------------ drawing
     def refresh(self) -> None:
         helping = self.topic is not None or self.index is None
+        self._fit_buttons()
         self.back.setVisible(not helping)
         self.next.setVisible(not helping)
         self.resume.setVisible(helping)
@@ -153,6 +161,13 @@ class LessonPanel(QWidget):
             self.next.setEnabled(self.index < len(STEPS) - 1)
             self._mark(step.panel)
 
+    def _fit_buttons(self) -> None:
+        """Each button at least as wide as its (large) text, so a narrow panel never cuts it."""
+        for button, text in ((self.back, self.back.text()), (self.next, self.next.text()),
+                             (self.resume, "Back to the lesson"), (self.run, self.run.text())):
+            fm = button.fontMetrics()
+            button.setMinimumWidth(fm.horizontalAdvance(text) + fm.height())
+
     def _mark(self, title: str | None) -> None:
         """Outline the group box the text talks about, so the audience knows where to look."""
         box = self.groups.get(title or "") if self.isVisible() else None
@@ -169,15 +184,33 @@ class LessonPanel(QWidget):
     def _scale_fonts(self) -> None:
         """Large text for a lecture hall, in proportion to the panel's own (zoomable) font."""
         base = self.font()
-        sizes = [(self.counter, COUNTER, False), (self.heading, HEADING, True), (self.body, BODY, False),
-                 (self.numbers, NUMBERS, False)]
-        sizes += [(b, BUTTONS, False) for b in (self.back, self.next, self.resume, self.run)]
+        k = self.scales
+        sizes = [(self.counter, k["counter"], False), (self.heading, k["heading"], True), (self.body, k["body"], False),
+                 (self.numbers, k["numbers"], False)]
+        sizes += [(b, k["buttons"], False) for b in (self.back, self.next, self.resume, self.run)]
         for widget, scale, bold in sizes:
             font = QFont(base)
             font.setPointSizeF(base.pointSizeF() * scale)
             font.setBold(bold)
             widget.setFont(font)
-        self.setMinimumWidth(self.fontMetrics().averageCharWidth() * 60)
+        self._fit_buttons()
+        chars = 0 if self.scales is PRESENTING_SCALES else MIN_CHARS  # presenting, it spans the window
+        gap, m = self.layout().spacing(), self.layout().contentsMargins()
+        steps = sum(b.minimumWidth() for b in (self.back, self.next, self.run)) + 3 * gap
+        buttons = max(steps, self.resume.minimumWidth() + self.run.minimumWidth() + 2 * gap) + m.left() + m.right()
+        self.setMinimumWidth(max(self.fontMetrics().averageCharWidth() * chars, buttons))
+        self.scroll.setMinimumHeight(self.body.fontMetrics().lineSpacing() * 2)  # it scrolls below two lines
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt API: as narrow as it may be; the window gives it its share
+        return QSize(self.minimumWidth(), super().sizeHint().height())
+
+    def set_presenting(self, on: bool) -> None:
+        """In the presentation layout the text keeps the window's (projector-sized) font; else it is enlarged."""
+        self.scales = PRESENTING_SCALES if on else SCALES
+        self.counter.setVisible(not on)  # as subtitles: the heading, the text and the keys only
+        margin = 4 if on else 12
+        self.layout().setContentsMargins(margin, margin, margin, margin)
+        self._scale_fonts()
 
     def changeEvent(self, event) -> None:  # noqa: N802 - Qt API
         super().changeEvent(event)
@@ -283,15 +316,24 @@ def install(window: QMainWindow) -> LessonPanel:
     window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
     dock.hide()
 
-    def open_lesson() -> None:
+    def show_dock() -> None:
+        size = window.size()
+        if not dock.isVisible() and not dock.isFloating() and not window.presentation.active:
+            window.presentation.set_side_panel(dock)  # make room first (the settings column may step aside)
+            QApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)  # ... and let the layouts see it now
         dock.show()
         dock.raise_()
+        if window.size() != size:  # a dock shown again asks for its old room: the window keeps its own size
+            window.layout().activate()  # its minimum as it is now (without the settings column, if that stepped aside)
+            window.resize(size)
+
+    def open_lesson() -> None:
+        show_dock()
         if panel.index is None:
             panel.go(0)
 
     def open_help(title: str) -> None:
-        dock.show()
-        dock.raise_()
+        show_dock()
         panel.show_help(title)
 
     window.menu_help.addAction("Lesson", QKeySequence("F1"), open_lesson)
@@ -305,6 +347,32 @@ def install(window: QMainWindow) -> LessonPanel:
     for key in keys:
         key.setEnabled(False)  # Page Up / Down keep their usual meaning while the lesson is closed
     dock.visibilityChanged.connect(lambda visible: [key.setEnabled(visible) for key in keys])
+    present = window.presentation
+    moving = []  # re-entrance guard: moving the dock hides and shows it
+
+    def fit() -> None:
+        """Beside the tabs, a fair share of the window's width (the settings column steps aside if it must);
+        presenting, under the images as subtitles, so the five images and the predictions keep the full width."""
+        if moving or not isValid(window):  # the window is being destroyed: its docks hide as it goes
+            return
+        open_ = dock.isVisible() and not dock.isFloating()
+        panel.set_presenting(present.active)
+        area = Qt.DockWidgetArea.BottomDockWidgetArea if present.active else Qt.DockWidgetArea.RightDockWidgetArea
+        if open_ and window.dockWidgetArea(dock) != area:
+            moving.append(True)
+            window.addDockWidget(area, dock)  # moves it
+            dock.show()
+            moving.clear()
+        present.set_side_panel(dock if open_ and not present.active else None)
+        if open_ and present.active:
+            room = window.centralWidget().height() + dock.height() - window.centralWidget().minimumSizeHint().height()
+            height = max(dock.minimumSizeHint().height(), min(round(window.height() * SUBTITLE_SHARE), room))
+            window.resizeDocks([dock], [height], Qt.Orientation.Vertical)
+        elif open_:
+            window.resizeDocks([dock], [present.side_width(DOCK_SHARE)], Qt.Orientation.Horizontal)
+
+    dock.visibilityChanged.connect(lambda _visible: fit())
+    present.activeChanged.connect(lambda _on: fit() if dock.isVisible() else None)
     return panel
 
 

@@ -19,7 +19,7 @@ import math
 
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QAction, QFont, QKeySequence
-from PySide6.QtWidgets import QBoxLayout, QLabel, QLayout, QMainWindow, QMenu, QScrollArea, QWidget
+from PySide6.QtWidgets import QBoxLayout, QLabel, QLayout, QMainWindow, QMenu, QScrollArea, QToolTip, QWidget
 
 from app.panels.attack import MINIMAL_TEXT
 from app.panels.widgets import fit_plot_fonts, plain
@@ -27,6 +27,8 @@ from app.state.settings import ATTACK_LABELS, THREAT_LABELS, defense_label
 
 ZOOM_STEP = 1.15
 ZOOM_MIN, ZOOM_MAX = 0.5, 4.0
+RIGHT_CHARS = 120  # beside a side panel, the attack panel and the tabs need this many average characters of room
+SPACING = 8  # between the window's columns (splitter handle, dock separator, margins), in pixels
 PROJECTOR_LINES = 40  # presenting, the font's pixel size is the window height / this (× the zoom)
 KEYS = "N / P: sample · F5: run · F10: leave"
 
@@ -71,8 +73,10 @@ class Presentation(QObject):
         self._probs_at = self._page.indexOf(self._probs_box)
         self._probs_stretch = self._page.stretch(self._probs_at)
         self._bits_stretch = self._lower.stretch(self._lower.indexOf(self._bits_box))
-        self._hidden = [_ancestor(window.models, QScrollArea), attack_box, window.honesty.parentWidget(),
-                        window.tabs.tabBar()]
+        self._column = _ancestor(window.models, QScrollArea)  # the settings column on the left
+        self._right = window.tabs.parentWidget()  # the attack panel and the tabs
+        self._hidden = [attack_box, window.honesty.parentWidget(), window.tabs.tabBar()]
+        self.side_panel: QWidget | None = None  # a dock shown beside the tabs (the lesson), see set_side_panel
         self._actions(window)
         for signal in (window.state.attackSettingsChanged, window.state.defenseSettingsChanged,
                        window.state.modelSettingsChanged):
@@ -126,6 +130,7 @@ class Presentation(QObject):
         if font.pointSizeF() == self.window.font().pointSizeF():
             return
         self.window.setFont(font)
+        QToolTip.setFont(font)  # tooltips are windows of their own too: they follow the zoom here
         for menu in self.window.findChildren(QMenu):  # pop-ups are windows of their own: no font reaches them
             menu.setFont(font)
         for widget in self.window.findChildren(QWidget):
@@ -154,6 +159,7 @@ class Presentation(QObject):
         w = self.window
         for widget in self._hidden:
             widget.setVisible(not on)
+        self._fit_column()
         if on:
             w.tabs.setCurrentIndex(0)
             self._page.removeWidget(self._probs_box)
@@ -171,6 +177,30 @@ class Presentation(QObject):
         self._apply_font()
         self.activeChanged.emit(on)
 
+    def set_side_panel(self, panel: QWidget | None) -> None:
+        """A dock is open beside the tabs (None: closed). While the window is too narrow for it, the settings column
+        steps aside (the lesson sets the controls itself; N / P and F5 still work) and comes back when it fits."""
+        self.side_panel = panel
+        self._fit_column()
+
+    def side_width(self, share: float) -> int:
+        """The width for the side panel: ``share`` of the window, less if the columns beside it would get less than
+        their preferred widths, never less than its own minimum."""
+        side = self.side_panel
+        least = side.minimumSizeHint().width() if side is not None else 0
+        column = self._column.sizeHint().width() if self._column.isVisibleTo(self.window) else 0
+        left = self.window.width() - column - self._right.sizeHint().width() - 4 * SPACING
+        return max(least, min(round(self.window.width() * share), left))
+
+    def _fit_column(self) -> None:
+        side = self.side_panel
+        right = max(self._right.minimumSizeHint().width(), self.window.fontMetrics().averageCharWidth() * RIGHT_CHARS)
+        room = side is None or (self._column.sizeHint().width() + right + side.minimumSizeHint().width()
+                                + 4 * SPACING <= self.window.width())
+        visible = not self.active and room
+        if self._column.isVisibleTo(self.window) != visible:
+            self._column.setVisible(visible)
+
     def _describe(self) -> None:
         """The header: what is shown (attack, budget, threat, defense) and the keys that drive the lecture."""
         if not self.active:
@@ -183,8 +213,10 @@ class Presentation(QObject):
                             f" &nbsp; <span style='color:#52606d'>{KEYS}</span>")
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt API
-        if obj is self.window and event.type() == QEvent.Type.Resize and self.active:
-            self._apply_font()  # the presentation font follows the window height
+        if obj is self.window and event.type() == QEvent.Type.Resize:
+            if self.active:
+                self._apply_font()  # the presentation font follows the window height
+            self._fit_column()
         elif obj is self.window and event.type() == QEvent.Type.WindowStateChange:
             self.full_screen_action.setChecked(self.window.isFullScreen())
         return False

@@ -1,4 +1,5 @@
-"""Browse the bundled test images (resources/samples/<dataset>.npz): previous / next / random, by class."""
+"""Browse the bundled test images (resources/samples/<dataset>.npz): previous / next / random, by class, and
+"Next fooled" (Shift+N): the next sample the selected attack fools, searched on a worker by the controller."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from PySide6.QtWidgets import QComboBox, QGridLayout, QLabel, QPushButton, QSpin
 
 from app.render.images import NEUTRAL, gray_qimage
 from app.state.app_state import AppState
+from app.state.settings import MAX_FOOL_SEARCH, fool_candidates
 from app.panels.widgets import PixelView
 
 
@@ -33,6 +35,10 @@ class SamplesPanel(QWidget):
         self.prev, self.next, self.random = QPushButton("◀ Previous"), QPushButton("Next ▶"), QPushButton("Random")
         self.prev.setToolTip("Previous sample (Left arrow / P)")
         self.next.setToolTip("Next sample (Right arrow / N)")
+        self.fooled = QPushButton("Next fooled ▶▶")
+        self.fooled.setToolTip(f"The next sample (in this class filter) that the selected attack, threat and defense "
+                               f"fool, tried one by one on up to {MAX_FOOL_SEARCH} samples (Shift+N; Esc stops it)")
+        self.fooled.clicked.connect(self.next_fooled)
         self.prev.clicked.connect(lambda: self.step(-1))
         self.next.clicked.connect(lambda: self.step(1))
         self.random.clicked.connect(self.pick_random)
@@ -45,7 +51,8 @@ class SamplesPanel(QWidget):
         grid.addWidget(self.index, 0, 3)
         grid.addWidget(self.prev, 1, 0, 1, 2)
         grid.addWidget(self.next, 1, 2, 1, 2)
-        grid.addWidget(self.random, 2, 0, 1, 4)
+        grid.addWidget(self.random, 2, 0, 1, 2)
+        grid.addWidget(self.fooled, 2, 2, 1, 2)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.view, 0, Qt.AlignmentFlag.AlignHCenter)
@@ -58,7 +65,7 @@ class SamplesPanel(QWidget):
         self.info.setText("Loading the bundled samples…")
 
     def _enable(self, on: bool) -> None:
-        for w in (self.filter, self.index, self.prev, self.next, self.random):
+        for w in (self.filter, self.index, self.prev, self.next, self.random, self.fooled):
             w.setEnabled(on)
 
     def _on_engine(self, info) -> None:
@@ -107,10 +114,20 @@ class SamplesPanel(QWidget):
             self.pos = int(self.rng.integers(len(self.order)))
             self.select(int(self.order[self.pos]))
 
+    def next_fooled(self) -> None:
+        """Ask for the next sample after the shown one (within the class filter) that the attack fools."""
+        if len(self.order):
+            image = self.state.image
+            start = image.sample_index if image is not None else None
+            self.state.request_next_fooled(fool_candidates(self.order, start, include_start=False))
+
     def _on_image(self, image) -> None:
         index = image.sample_index
         if index is None:
             return
+        hits = np.flatnonzero(self.order == index)
+        if len(hits):  # shown from elsewhere (a search, the command line): N continues from it
+            self.pos = int(hits[0])
         self.index.blockSignals(True)
         self.index.setValue(index)
         self.index.blockSignals(False)

@@ -51,6 +51,7 @@ class AppState(QObject):
     # intents (the controller acts on them)
     runRequested = Signal(bool)  # auto: True when triggered by a change rather than the Run button
     cancelRequested = Signal()
+    nextFooledRequested = Signal(object)  # tuple of bundled sample indices: show the first the attack fools
     openRequested = Signal(str)  # a file path
     evaluateRequested = Signal(object)  # EvaluationRequest (the tab's part; the controller adds the models)
     evaluationCancelRequested = Signal()
@@ -305,6 +306,10 @@ class AppState(QObject):
 
     def request_cancel(self) -> None:
         self.cancelRequested.emit()
+
+    def request_next_fooled(self, indices: tuple[int, ...]) -> None:
+        """Show the first of these bundled samples that the selected attack fools (searched on a worker)."""
+        self.nextFooledRequested.emit(tuple(indices))
 
     def request_open(self, path: str) -> None:
         self.openRequested.emit(str(path))

@@ -18,8 +18,9 @@ from typing import Mapping
 from app.state import paper_claims
 from app.state.app_state import AppState
 from app.state.results import Results, matching
-from app.state.settings import ATTACK_LABELS, DATASET_LABELS, PURIFIER_LABELS, classifier_name
-from lqvae.spec.attacks import ATTACKS
+from app.state.settings import (ATTACK_NAMES, DATASET_LABELS, PURIFIER_LABELS, THREAT_SHORT, classifier_name,
+                                fool_candidates)
+from lqvae.spec.attacks import ATTACKS, THREATS
 from lqvae.spec.defenses import HARDENING_SHORT
 
 PAPER_EPS: float = ATTACKS["fgsm"].presets["paper"]["eps"]  # the paper's L-inf budget, 0.3
@@ -38,6 +39,8 @@ class StepSettings:
         hardening: a ``CLASSIFIER_DEFENSES`` key (the classifier-side defense), None for the plain classifier.
         mode: the purifier's ``"deterministic"`` or ``"stochastic"`` mode.
         eps: the L-inf budget.
+        fooled: show the first bundled sample from the current one on that the attack fools ("Next fooled"),
+            so the step never lands on an image the attack happens to fail on.
     """
 
     attack: str | None
@@ -46,6 +49,7 @@ class StepSettings:
     hardening: str | None = None
     mode: str = "deterministic"
     eps: float = PAPER_EPS
+    fooled: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,9 +80,9 @@ STEPS: tuple[LessonStep, ...] = (
         "FGSM fools the undefended classifier",
         "Now an attacker changes every pixel by at most {eps}, in the direction that raises the classifier's "
         "loss: one step along the sign of its gradient (FGSM). Nothing stands in front of the classifier. The "
-        "change is easy to see, yet the classifier usually names another class, and with confidence. If this "
-        "image happens to survive, press N for the next sample.",
-        StepSettings(attack="fgsm", purifier=None), panel="Predictions"),
+        "change is easy to see, yet the classifier usually names another class, and with confidence. The lesson "
+        "shows the first sample from here on that the attack fools (Shift+N finds the next one).",
+        StepSettings(attack="fgsm", purifier=None, fooled=True), panel="Predictions"),
     LessonStep(
         "The same attack, purified (grey-box)",
         "The same attack, but the image now passes through the LQ-VAE before the classifier. The attacker did "
@@ -94,8 +98,9 @@ STEPS: tuple[LessonStep, ...] = (
         "has no useful gradient, and that, not robustness, is what kept gradient attacks out. BPDA uses the hard "
         "bits on the way forward and a smooth stand-in for the quantizer (H~) on the way back, so the gradient "
         "flows through the purifier again and the attack aims at the bits. One FGSM step through the stand-in is "
-        "still a weak attack, so some images survive it; the next step takes many steps.",
-        StepSettings(attack="fgsm", threat="bpda"), panel="Attack"),
+        "still a weak attack, so some images survive it: the lesson shows the first sample from here on that it "
+        "fools, and the next step takes many steps.",
+        StepSettings(attack="fgsm", threat="bpda", fooled=True), panel="Attack"),
     LessonStep(
         "Many steps and many draws: PGD with EOT",
         "PGD takes {steps} small gradient steps from a random start, always staying within ±{eps} of the "
@@ -110,7 +115,7 @@ STEPS: tuple[LessonStep, ...] = (
         "Honesty panel shows the accuracy we measured beside the paper's claim for whatever is selected: now the "
         "paper's own adaptive test, one BPDA FGSM step. The Evaluate tab (Ctrl+2) measures it again on the bundled "
         "samples. Below, the numbers from the results files beside the paper's:",
-        StepSettings(attack="fgsm", threat="bpda"), panel="Honesty: measured vs claimed", numbers=True),
+        StepSettings(attack="fgsm", threat="bpda"), panel="Honesty", numbers=True),
     LessonStep(
         "For contrast: a hardened classifier (Madry)",
         "Madry adversarial training hardens the classifier itself: it is trained on PGD examples, and no purifier "
@@ -169,7 +174,7 @@ PANEL_HELP: Mapping[str, HelpTopic] = MappingProxyType({
         "The 64 bits the LQ-VAE encodes the image into, as an 8 × 8 grid for the clean and for the attacked image; "
         "flipped bits are marked. The plot shows each μ against the thresholds ±η, where a bit flips. Beside the "
         "count of flips stands Theorem 1's prediction for this image and this perturbation."),
-    "Honesty: measured vs claimed": HelpTopic(
+    "Honesty": HelpTopic(
         "Honesty: measured vs claimed",
         "One image is one example, not a result. This panel shows the accuracy measured over many test images for "
         "the selected setting, beside the number the paper reports for it, or says that it was not measured. The "
@@ -186,7 +191,25 @@ def step_text(step: LessonStep, state: AppState) -> str:
     info = ATTACKS.get(step.settings.attack or "")
     values = {"eps": f"{step.settings.eps:g}", "steps": (info.live_steps if info else None) or 1,
               "eot": state.attack.eot_samples, "name": classifier_name(state.models.base, step.settings.hardening)}
+    if _purifier_missing(step, state):
+        end_to_end = step.settings.attack is not None and THREATS[step.settings.threat].end_to_end
+        return NO_PURIFIER.format(purifier=step.settings.purifier,
+                                  then=NO_PURIFIER_BPDA if end_to_end else NO_PURIFIER_RUNS)
     return (step.missing if _hardening_missing(step, state) else step.text).format(**values)
+
+
+NO_PURIFIER = ("The LQ-VAE purifier is not installed for this dataset (no checkpoint {purifier}.safetensors in the "
+               "checkpoint folder), so {then} Train one with python -m lqvae.train (see checkpoints/README.md) to "
+               "show this step.")
+NO_PURIFIER_BPDA = ("this step cannot run: the adaptive attack goes through the purifier, and there is none to go "
+                    "through.")
+NO_PURIFIER_RUNS = "this step runs with no defense at all: what you see is the undefended classifier."
+
+
+def _purifier_missing(step: LessonStep, state: AppState) -> bool:
+    """The step shows a purifier, and the engine has booted without any LQ-VAE to show."""
+    return step.settings.purifier is not None and state.engine is not None and _purifier(
+        step.settings.purifier, state) is None
 
 
 def _hardening_missing(step: LessonStep, state: AppState) -> bool:
@@ -215,8 +238,20 @@ def apply_step(step: LessonStep, state: AppState) -> None:
     else:
         state.set_attack(enabled=True, attack=s.attack, threat=s.threat, eps_linf=s.eps, steps=None, preset="live",
                          targeted=False)
+    if s.fooled and _find_fooled(state):
+        return  # the search shows its result
     if state.attack_is_slow() or state.defense_is_slow():
         state.request_run(False)  # the lecturer should not have to find the Run button
+
+
+def _find_fooled(state: AppState) -> bool:
+    """Ask for the first bundled sample from the shown one on (it included) that the attack fools; False when the
+    image is not a bundled sample (the lecturer's own drawing or file stays) or there are none."""
+    image, engine = state.image, state.engine
+    if image is None or image.sample_index is None or engine is None or engine.samples is None:
+        return False
+    state.request_next_fooled(fool_candidates(range(len(engine.samples[1])), image.sample_index, include_start=True))
+    return True
 
 
 # ---------------------------------------------------------------------- the population numbers (step 6)
@@ -229,8 +264,6 @@ POPULATION_ROWS: tuple[tuple[str | None, str | None, str, str], ...] = (
     (None, PAPER_PURIFIER, "pgd", "bpda_eot"),
     (MADRY, None, "pgd", "whitebox"),
 )
-THREAT_SHORT: Mapping[str, str] = MappingProxyType({  # the threat models in the lesson's words
-    "whitebox": "white-box", "blackbox": "black-box", "bpda": "BPDA", "bpda_eot": "BPDA + EOT"})
 GREY_BOX = "grey-box"  # white-box on the classifier, with a purifier the attacker does not know
 
 
@@ -250,7 +283,7 @@ def population_lines(state: AppState, results: Results) -> list[str]:
         c = paper_claims.claim(m.dataset, clf, purifier, attack, threat)
         claimed = f"paper {c[0]:.2f} %" if c else "no paper number"
         threat_name = GREY_BOX if purifier and threat == "whitebox" else THREAT_SHORT[threat]
-        lines.append(f"• {defense}, {ATTACK_LABELS[attack].split(' (')[0]} {threat_name}: {measured}, {claimed}")
+        lines.append(f"• {defense}, {ATTACK_NAMES[attack]} {threat_name}: {measured}, {claimed}")
     return lines
 
 

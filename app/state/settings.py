@@ -10,7 +10,7 @@ import dataclasses
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -24,7 +24,9 @@ DEFAULT_CLASS_NAMES = {d: list(names) for d, names in _datasets.CLASS_NAMES.item
 short_name = _datasets.short_name
 
 ATTACK_LABELS = {name: a.label for name, a in _attacks.ATTACKS.items()}
+ATTACK_NAMES = {name: label.split(" (")[0] for name, label in ATTACK_LABELS.items()}  # "PGD", "Carlini-Wagner L2"
 THREAT_LABELS = {name: t.label for name, t in _attacks.THREATS.items()}
+THREAT_SHORT = {"whitebox": "white-box", "blackbox": "black-box", "bpda": "BPDA", "bpda_eot": "BPDA+EOT"}
 L2_ATTACKS = _attacks.L2_ATTACKS  # deepfool_linf is measured in L-inf
 ITERATIVE = {name: a.live_steps for name, a in _attacks.ATTACKS.items() if a.live_steps}  # live preset steps
 SLOW_ATTACKS = _attacks.SLOW_ATTACKS
@@ -97,7 +99,7 @@ class AttackSettings:
                     eot_samples=int(self.eot_samples), restarts=int(self.restarts), seed=int(self.seed))
 
     def label(self) -> str:
-        name = ATTACK_LABELS.get(self.attack, self.attack).split(" (")[0]
+        name = ATTACK_NAMES.get(self.attack, self.attack)
         return f"{name} {self.norm} ε={self.eps_text}" + ("" if self.threat == "whitebox" else f" · {self.threat}")
 
 
@@ -227,10 +229,52 @@ class EvaluationRequest:
                                    labels=labels)
 
 
-@dataclass
-class HistoryEntry:
+# ------------------------------------------------------------------ "next fooled": a search over the samples
+MAX_FOOL_SEARCH = 100  # samples one search tries at most (each a normal analysis at the live preset)
+
+
+def is_fooled(result: Analysis, label: int | None) -> bool:
+    """The attack fooled what defends (the verdict of the image row's last tile: the defended prediction, or the
+    classifier's without a purifier) on an image the classifier got right before the attack."""
+    preds = result.predictions
+    return bool(preds) and preds[0] == label and result.survived(label) is False
+
+
+def fool_candidates(order: Sequence[int], start: int | None, *, include_start: bool,
+                    limit: int = MAX_FOOL_SEARCH) -> tuple[int, ...]:
+    """The sample indices a search tries, in order: ``order`` (the samples passing the class filter) from
+    ``start`` onward (after it, unless ``include_start``), wrapping around, at most ``limit``."""
+    order = [int(i) for i in order]
+    if start is None or not order:
+        first = 0
+    elif start in order:
+        first = order.index(start) + (0 if include_start else 1)
+    else:  # a sample outside the filter: from the first one past it
+        first = next((k for k, i in enumerate(order) if i > start), 0)
+    rotated = [i for i in order[first:] + order[:first] if include_start or i != start]
+    return tuple(rotated[:limit])
+
+
+@dataclass(frozen=True)
+class FoolSearch:
+    """Find the first of ``indices`` (bundled samples) that ``request``'s attack fools; ``request`` carries the
+    settings, its image is replaced by each sample in turn."""
+
     request: AnalysisRequest
-    result: Analysis
+    indices: tuple[int, ...]
+    images: np.ndarray = field(repr=False)  # (N, 28, 28) uint8, the bundled samples
+    labels: np.ndarray = field(repr=False)  # (N,)
+
+
+@dataclass(frozen=True)
+class FoolFound:
+    """What a search found: the sample, the request it ran (its image that sample) and the analysis; ``index``
+    None when none of the ``tried`` samples was fooled."""
+
+    index: int | None
+    tried: int
+    request: AnalysisRequest | None = None
+    result: Analysis | None = None
 
 
 def as_dict(obj: Any) -> Any:

@@ -32,7 +32,8 @@ def synthetic_digits(n_per_class: int = 10, seed: int = 0) -> tuple[np.ndarray, 
 
 
 def make_env(root: Path) -> dict[str, str]:
-    """Random-weight classifiers A, B, C and an LQ-VAE for MNIST, samples, an empty results folder."""
+    """Random-weight classifiers A, B, C and an LQ-VAE for MNIST, samples, an empty results folder, and a config
+    folder of its own (the history file), so no test reads or writes the real home."""
     import torch
 
     from lqvae.io.checkpoint import save_checkpoint
@@ -54,7 +55,7 @@ def make_env(root: Path) -> dict[str, str]:
     results = root / "results"
     results.mkdir(exist_ok=True)
     return {"LQVAE_CHECKPOINTS": str(root / "checkpoints"), "LQVAE_SAMPLES": str(samples),
-            "LQVAE_RESULTS": str(results), "LQVAE_THREADS": "1"}
+            "LQVAE_RESULTS": str(results), "LQVAE_THREADS": "1", "LQVAE_CONFIG_DIR": str(root / "config")}
 
 
 def open_window(qtbot, model_cache=None):

@@ -37,7 +37,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontInfo, QImage, QPainter
 from PySide6.QtWidgets import (QAbstractButton, QAbstractSpinBox, QApplication, QComboBox, QGroupBox, QLabel,
                                QLayout, QLineEdit, QMenuBar, QPushButton, QScrollArea, QStyle, QStyleOptionComboBox,
-                               QTabBar, QToolButton, QWidget)
+                               QStyleOptionGroupBox, QTabBar, QToolButton, QWidget)
 
 DESK_FLOOR_PX = 12
 PROJECTOR_LINES = 40  # the projector floor is the window height / this
@@ -219,6 +219,24 @@ def plot_problems(window, floor: int) -> list[str]:
     return out
 
 
+def help_button_problems(window) -> list[str]:
+    """A panel's "?" button never covers its group box's title."""
+    out = []
+    for box in window.findChildren(QGroupBox):
+        if not box.isVisible() or not box.title():
+            continue
+        opt = QStyleOptionGroupBox()
+        box.initStyleOption(opt)
+        title = box.style().subControlRect(QStyle.ComplexControl.CC_GroupBox, opt, QStyle.SubControl.SC_GroupBoxLabel,
+                                           box)
+        for button in box.findChildren(QToolButton, options=Qt.FindChildOption.FindDirectChildrenOnly):
+            cut = button.geometry().intersected(title)
+            if button.isVisible() and cut.width() > 0 and cut.height() > 0:
+                out.append(f"the {button.text()!r} of {_name(box)} {button.geometry().getRect()} covers its title "
+                           f"{title.getRect()}")
+    return out
+
+
 def size_problems(window, height: int, presenting: bool) -> list[str]:
     """The images and the bit grids stay large: a share of the window height, more when presenting; nothing is
     cut at the side of a scroll area, and the presentation layout does not scroll at all."""
@@ -243,7 +261,8 @@ def size_problems(window, height: int, presenting: bool) -> list[str]:
     return out
 
 
-def layout_problems(window, app, width: int, height: int, presenting: bool) -> list[str]:
+def layout_problems(window, app, width: int, height: int, presenting: bool, tiles: bool = True) -> list[str]:
+    """Every check at ``width``×``height``; ``tiles``: also the sizes of the Explore tab's images and bit grids."""
     window.resize(width, height)
     for _ in range(3):  # lay out, paint (pyqtgraph sizes its axes while painting), lay out again
         app.processEvents()
@@ -258,7 +277,9 @@ def layout_problems(window, app, width: int, height: int, presenting: bool) -> l
                    f"(minimum {window.minimumSizeHint().width()}×{window.minimumSizeHint().height()})")
     floor = floor_px(height, presenting)
     out += overlap_problems(window) + text_problems(window, floor) + plot_problems(window, floor)
-    out += size_problems(window, height, presenting)
+    out += help_button_problems(window)
+    if tiles:
+        out += size_problems(window, height, presenting)
     return out
 
 
@@ -285,6 +306,82 @@ def test_layout_fits_every_screen(qtbot, window, presenting):
     for width, height, scale in SCREENS:
         w, h = round(width / scale), round(height / scale)
         results[f"{width}×{height}@{scale}"] = layout_problems(window, app, w, h, presenting)
+    assert not any(results.values()), _report(results)
+
+
+def _evaluated(qtbot, window) -> None:
+    """Run a small evaluation in the Evaluate tab (FGSM and PGD at two budgets on 10 samples) and show it."""
+    tab = window.evaluate
+    for name, box in tab.attack_boxes.items():
+        box.setChecked(name in ("fgsm", "pgd"))
+    tab.n.setValue(10)
+    tab.eps.setText("0.1, 0.3")
+    with qtbot.waitSignal(window.state.evaluationFinished, timeout=120_000):
+        tab.start()
+    window.show_tab("evaluate")
+
+
+def test_evaluate_tab_after_an_evaluation_fits_every_screen_and_the_zoom(qtbot, window):
+    """The Evaluate tab with its table, curves, legend and histogram drawn: nothing clipped or overlapping, no text
+    under the floor, at every screen and zoomed 1.5× at 1920×1080 (a new evaluation keeps the zoomed sizes)."""
+    app = QApplication.instance()
+    _evaluated(qtbot, window)
+    results = {}
+    for width, height, scale in SCREENS:
+        w, h = round(width / scale), round(height / scale)
+        results[f"{width}×{height}@{scale}"] = layout_problems(window, app, w, h, False, tiles=False)
+    window.presentation.set_zoom(1.5)
+    _evaluated(qtbot, window)  # drawn again after the zoom: titles and legend must stay zoomed
+    results["1920×1080 zoom 1.5"] = layout_problems(window, app, 1920, 1080, False, tiles=False)
+    assert not any(results.values()), _report(results)
+    tab = window.evaluate
+    legend = tab.acc_plot.getPlotItem().legend
+    sizes = {"title": _pt_to_px(tab.acc_plot.getPlotItem().titleLabel.opts["size"]),
+             "legend": _pt_to_px(legend.items[0][1].opts["size"]),
+             "histogram title": _pt_to_px(tab.hist_plot.getPlotItem().titleLabel.opts["size"])}
+    body = QFontInfo(tab.note.font()).pixelSize()
+    for what, px in sizes.items():  # were a fixed 10 pt (title) and 8 pt (legend)
+        assert px >= body - 1, (what, px, body)
+    for plot in (tab.acc_plot, tab.hist_plot):  # pyqtgraph's title row is 30 px: two zoomed lines need more
+        title = plot.getPlotItem().titleLabel
+        assert title.item.boundingRect().height() <= title.geometry().height() + 1, title.text
+
+
+def test_lesson_dock_fits_every_screen(qtbot, window):
+    """The lesson open beside the Explore tab (at a step and at a panel's help): the same checks, both layouts."""
+    from app.panels.lesson import LessonPanel
+
+    app = QApplication.instance()
+    panel = window.findChild(LessonPanel)
+    dock = panel.parentWidget()
+    lesson = next(a for a in window.menu_help.actions() if a.text() == "Lesson")
+    lesson.trigger()
+    qtbot.waitUntil(lambda: window.controller.settled() and window.state.result is not None, timeout=60_000)
+
+    def opened_at(w: int, h: int) -> None:  # as a lecturer does: the window at its size, then F1
+        dock.close()
+        app.processEvents()
+        window.resize(w, h)
+        app.processEvents()
+        lesson.trigger()
+        app.processEvents()
+        if (window.width(), window.height()) != (w, h):  # opening the lesson must not grow the window
+            results[f"opened at {w}×{h}"] = [f"the window grew to {window.width()}×{window.height()}"]
+
+    results = {}
+    for presenting in (False, True):
+        _presentation(window).set_active(presenting)
+        for width, height, scale in SCREENS:
+            w, h = round(width / scale), round(height / scale)
+            opened_at(w, h)
+            results[f"{width}×{height}@{scale}{' presenting' if presenting else ''}"] = \
+                layout_problems(window, app, w, h, presenting, tiles=False)
+    _presentation(window).set_active(False)
+    window.presentation.set_zoom(1.5)
+    opened_at(1920, 1080)
+    panel.show_help("Honesty")
+    results["help, 1920×1080 zoom 1.5"] = layout_problems(window, app, 1920, 1080, False, tiles=False)
+    assert panel.isVisible()
     assert not any(results.values()), _report(results)
 
 
@@ -493,7 +590,55 @@ def test_cli_size_zoom_presentation(qtbot, window, capsys):
     assert (window.width(), window.height()) == (1280, 800)
     assert window.presentation.active and window.presentation.zoom == 1.25
     for bad, words in ((["--size", "big"], "expected WIDTHxHEIGHT"), (["--size", "10x10"], "outside 640x480"),
-                       (["--zoom", "9"], "outside 0.5 … 4"), (["--zoom", "x"], "expected a number")):
+                       (["--zoom", "9"], "outside 0.5 … 4"), (["--zoom", "x"], "expected a number"),
+                       (["--label", "3"], "--label 3 needs --image FILE")):
         with pytest.raises(SystemExit):
             parse_args(bad)
         assert words in capsys.readouterr().err, bad
+
+
+def test_tooltips_follow_the_zoom(qtbot, window):
+    from PySide6.QtWidgets import QToolTip
+
+    window.presentation.set_zoom(1.5)
+    assert QToolTip.font().pointSizeF() == pytest.approx(window.font().pointSizeF())
+    assert QFontInfo(QToolTip.font()).pixelSize() >= 1.4 * DESK_FLOOR_PX
+    window.presentation.reset_zoom()
+    assert QToolTip.font().pointSizeF() == pytest.approx(window.font().pointSizeF())
+
+
+def test_the_attack_progress_bar_shows_the_share_and_names_the_work_in_its_tooltip(qtbot, window):
+    bar = window.attack.progress
+    window.state.analysisProgress.emit(0.47, "attack + search")
+    assert bar.text() == "47%" and "attack + search" in bar.toolTip()
+    assert bar.fontMetrics().horizontalAdvance("100%") < bar.maximumWidth()
+
+
+def test_history_captions_name_the_attack_plainly_and_fit_their_slot_when_zoomed(qtbot, window):
+    from app.state.settings import ATTACK_NAMES
+
+    s, strip = window.state, window.history
+    for attack, changes in (("fgsm", {"threat": "bpda"}), ("deepfool", {"eps_l2": None, "threat": "whitebox"})):
+        s.set_attack(attack=attack, enabled=True, **changes)
+        qtbot.waitUntil(lambda: window.controller.settled() and s.request is not None and s.request.attack is not None
+                        and s.request.attack.attack == attack, timeout=60_000)
+    captions = [strip.list.item(i).text() for i in range(strip.list.count())]
+    assert captions[-2].startswith(f"{ATTACK_NAMES['fgsm']}\nε 0.3\nBPDA")
+    assert captions[-1].startswith(f"{ATTACK_NAMES['deepfool']}\nminimal\nwhite-box") and "∞" not in captions[-1]
+    for zoom in (1.0, 1.5, 2.0):
+        window.presentation.set_zoom(zoom)
+        QApplication.instance().processEvents()
+        grid, fm = strip.list.gridSize(), strip.list.fontMetrics()
+        for text in captions:
+            lines = text.split("\n")
+            assert all(fm.horizontalAdvance(line) + 4 <= grid.width() for line in lines), (zoom, text, grid)
+            assert 48 + len(lines) * fm.lineSpacing() <= grid.height(), (zoom, text, grid)
+        assert strip.list.height() >= grid.height()
+
+
+def test_tests_keep_off_the_real_home(app_env):
+    """The history file of every test window is in the session's temp folder (make_env), never the user's."""
+    from app.state.history_store import config_dir
+
+    assert config_dir() == Path(app_env["LQVAE_CONFIG_DIR"])
+    assert Path(app_env["LQVAE_CONFIG_DIR"]).parent == Path(app_env["LQVAE_SAMPLES"]).parent

@@ -22,7 +22,7 @@ from lqvae.spec.attacks import ATTACKS, THREATS
 from lqvae.spec.defenses import HARDENING_LABELS, PURIFIER_LABELS
 
 WINDOW_PANELS = {"Models", "Defense", "Input", "Attack", "Predictions", "Latent bits",
-                 "Honesty: measured vs claimed", "History"}
+                 "Honesty", "History"}
 
 
 def sentences(text: str) -> int:
@@ -256,3 +256,45 @@ def test_the_lesson_works_after_a_dataset_switch(qtbot, two_dataset_window):
         panel.go_next()
         wait_settled(qtbot, window, timeout=60_000)
     assert problems == []
+
+
+def test_the_attack_steps_land_on_a_sample_the_attack_fools(qtbot, window):
+    """Step 2 (FGSM on the undefended classifier) never starts on an image the attack fails on: the tiny classifier
+    calls everything a 6, so from sample 0 the lesson moves on to the first six (see tests/app/test_next_fooled.py);
+    through the random purifier nothing is fooled, and step 4 says so and stays on the image."""
+    from app.state.settings import is_fooled
+
+    s, panel = window.state, _lesson(window)
+    messages: list[str] = []
+    s.message.connect(lambda level, text: messages.append(text))
+    assert s.image.sample_index == 0
+    _open_lesson(window)
+    wait_settled(qtbot, window)
+    fooled = next(i for i, step in enumerate(STEPS) if step.settings.attack == "fgsm" and not step.settings.purifier)
+    panel.go(fooled)
+    wait_settled(qtbot, window, timeout=60_000)
+    _check_step(window, fooled)
+    assert s.image.sample_index == 60 and int(s.engine.samples[1][60]) == 6
+    assert is_fooled(s.result, s.image.label)
+    bpda = next(i for i, step in enumerate(STEPS) if step.settings.fooled and THREATS[step.settings.threat].end_to_end)
+    panel.go(bpda)
+    wait_settled(qtbot, window, timeout=120_000)
+    _check_step(window, bpda)
+    assert s.image.sample_index == 60 and not is_fooled(s.result, s.image.label)
+    assert any("fools none of the" in m for m in messages), messages
+
+
+def test_without_a_purifier_the_purifier_steps_say_it_is_not_installed():
+    from app.state.settings import EngineInfo
+
+    state = AppState()
+    state.set_engine_info(EngineInfo("mnist", [str(k) for k in range(10)], classifiers=["A", "A_madry"], purifiers=[]))
+    for step in STEPS:
+        text = step_text(step, state)
+        if step.settings.purifier is None:
+            assert "not installed" not in text  # the purifier is not theirs to miss (and Madry is installed here)
+            continue
+        assert text.startswith("The LQ-VAE purifier is not installed for this dataset"), text
+        assert "lqvae.safetensors" in text
+        bpda = step.settings.attack is not None and THREATS[step.settings.threat].end_to_end
+        assert ("cannot run" in text) == bpda and ("no defense at all" in text) != bpda

@@ -26,3 +26,14 @@ def test_quit_closes_the_window(window, qtbot):
     quit_action = next(a for a in window.menu_file.actions() if a.text() == "Quit")
     quit_action.trigger()
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=5_000)
+
+
+def test_the_window_fits_the_screen_it_opens_on():
+    """A 1280x800 projector must see the whole window: the preferred size is cut to the available area."""
+    from PySide6.QtCore import QSize
+
+    from app.main_window import PREFERRED_SIZE, fitted_size
+
+    assert fitted_size(QSize(1280, 770)) == QSize(1280, 770)
+    assert fitted_size(QSize(3840, 2100)) == QSize(*PREFERRED_SIZE)
+    assert fitted_size(None) == QSize(*PREFERRED_SIZE)
