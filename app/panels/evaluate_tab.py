@@ -116,21 +116,6 @@ class EvaluationPlot(Plot):
             legend.updateSize()
         for item in self.texts:
             item.setFont(self.font())
-        self._fit_title()
-
-    def set_title(self, text: str, color: str = "#1f2933") -> None:
-        super().set_title(text, color)
-        self._fit_title()
-
-    def _fit_title(self) -> None:
-        """pyqtgraph gives the title a fixed 30 px row: make it as tall as the title's lines in their font."""
-        item = self.getPlotItem()
-        label = getattr(item, "titleLabel", None)
-        if label is None or not label.isVisible():
-            return
-        height = label.item.boundingRect().height() + 4
-        label.setMaximumHeight(height)
-        item.layout.setRowFixedHeight(0, height)
 
     def clear(self) -> None:  # noqa: D102 - pyqtgraph's: the text items go with the rest
         self.getPlotItem().clear()
@@ -217,7 +202,7 @@ class EvaluateTab(QWidget):
         self.rows: list[dict] = []
         self.n = QSpinBox(minimum=5, maximum=1000, value=100, singleStep=50)
         self.n.setToolTip("Number of bundled test samples, taken from every class in turn")
-        self.attack_boxes = {a: QCheckBox(a.upper()) for a in EVAL_ATTACKS}
+        self.attack_boxes = {a: QCheckBox(ATTACK_NAMES.get(a, a)) for a in EVAL_ATTACKS}
         for a, box in self.attack_boxes.items():
             box.setChecked(a in DEFAULT_TICKED and a not in SLOW_ATTACKS)
             box.setToolTip(ATTACK_LABELS[a] + (" — unbounded L2, one row" if a in L2_ATTACKS else "")

@@ -239,10 +239,22 @@ class Plot(pg.PlotWidget):
     def fit_fonts(self) -> None:
         """Called when the font changes (the zoom); a subclass also fits the text items it adds."""
         fit_plot_fonts(self)
+        self._fit_title()
         self.setMinimumHeight(lines(self, self.min_lines))
 
     def set_title(self, text: str, color: str = TEXT) -> None:
         self.setTitle(text or None, color=color, size=font_pt(self, TITLE_SCALE))
+        self._fit_title()
+
+    def _fit_title(self) -> None:
+        """pyqtgraph gives the title a fixed 30 px row: make it as tall as the title's lines in their font."""
+        item = self.getPlotItem()
+        label = getattr(item, "titleLabel", None)
+        if label is None or not label.isVisible():
+            return
+        height = label.item.boundingRect().height() + 4
+        label.setMaximumHeight(height)
+        item.layout.setRowFixedHeight(0, height)
 
     def changeEvent(self, event) -> None:  # noqa: N802 - Qt API
         super().changeEvent(event)

@@ -58,6 +58,17 @@ def make_env(root: Path) -> dict[str, str]:
             "LQVAE_RESULTS": str(results), "LQVAE_THREADS": "1", "LQVAE_CONFIG_DIR": str(root / "config")}
 
 
+def both_datasets(tmp: Path, app_env, monkeypatch) -> None:
+    """The test models and samples for MNIST, copied for Fashion-MNIST too (a dataset switch keeps working)."""
+    root, samples = tmp / "ckpt", tmp / "samples"
+    shutil.copytree(Path(app_env["LQVAE_CHECKPOINTS"]) / "mnist", root / "mnist")
+    shutil.copytree(root / "mnist", root / "fashion_mnist")
+    shutil.copytree(Path(app_env["LQVAE_SAMPLES"]), samples)
+    shutil.copy(samples / "mnist.npz", samples / "fashion_mnist.npz")
+    monkeypatch.setenv("LQVAE_CHECKPOINTS", str(root))
+    monkeypatch.setenv("LQVAE_SAMPLES", str(samples))
+
+
 def open_window(qtbot, model_cache=None):
     """A shown, started main window whose models have loaded and whose first analysis has been drawn.
 

@@ -130,3 +130,11 @@ def test_the_estimate_is_measured_on_a_real_evaluation(qtbot, window):
     assert lefts and lefts[-1] == 0.0 and any(x > 0 for x in lefts)
     assert tab.caveat.isHidden()
     assert evaluate_tab.FAILURES.startswith("Failures: ")
+
+
+def test_attack_choices_are_named_in_plain_words(window):
+    """The Evaluate tab's attack boxes say "DeepFool L∞", not the key "DEEPFOOL_LINF"."""
+    from app.state.settings import ATTACK_NAMES
+
+    for key, box in window.evaluate.attack_boxes.items():
+        assert box.text() == ATTACK_NAMES[key] and "_" not in box.text(), (key, box.text())

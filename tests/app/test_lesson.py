@@ -4,13 +4,11 @@ the state's setters, the text shown is each step's plain text, and it all works 
 from __future__ import annotations
 
 import re
-import shutil
-from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGroupBox, QToolButton
-from tests.app.helpers import open_window, wait_settled
+from tests.app.helpers import both_datasets, open_window, wait_settled
 
 from app.panels.lesson import LessonPanel
 from app.state.app_state import AppState
@@ -224,13 +222,7 @@ def test_madry_step_uses_the_hardened_classifier_and_back_restores_the_plain_one
 @pytest.fixture
 def two_dataset_window(qtbot, tmp_path, monkeypatch, app_env, model_cache):
     """A window whose tiny MNIST models and samples are also offered as Fashion-MNIST's."""
-    root, samples = tmp_path / "ckpt", tmp_path / "samples"
-    shutil.copytree(Path(app_env["LQVAE_CHECKPOINTS"]) / "mnist", root / "mnist")
-    shutil.copytree(root / "mnist", root / "fashion_mnist")
-    shutil.copytree(Path(app_env["LQVAE_SAMPLES"]), samples)
-    shutil.copy(samples / "mnist.npz", samples / "fashion_mnist.npz")
-    monkeypatch.setenv("LQVAE_CHECKPOINTS", str(root))
-    monkeypatch.setenv("LQVAE_SAMPLES", str(samples))
+    both_datasets(tmp_path, app_env, monkeypatch)
     win = open_window(qtbot, model_cache)
     yield win
     win.controller.shutdown()

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.app.helpers import open_window
+from tests.app.helpers import both_datasets, open_window
 
 ACTIONS = 300  # the full monkey (marked slow); the default run keeps a third of it as a smoke
 SMOKE_ACTIONS = 100
@@ -62,20 +62,6 @@ def _files(tmp: Path) -> list[Path]:
     return [good, paper, markup, junk, wide, tmp / "missing.png", tmp]
 
 
-def _both_datasets(tmp: Path, app_env, monkeypatch) -> None:
-    """The test models and samples for MNIST, copied for Fashion-MNIST, so a switch of dataset keeps the monkey
-    attacking instead of looking at an empty checkpoint folder."""
-    import shutil
-
-    root, samples = tmp / "ckpt", tmp / "samples"
-    shutil.copytree(Path(app_env["LQVAE_CHECKPOINTS"]) / "mnist", root / "mnist")
-    shutil.copytree(root / "mnist", root / "fashion_mnist")
-    shutil.copytree(Path(app_env["LQVAE_SAMPLES"]), samples)
-    shutil.copy(samples / "mnist.npz", samples / "fashion_mnist.npz")
-    monkeypatch.setenv("LQVAE_CHECKPOINTS", str(root))
-    monkeypatch.setenv("LQVAE_SAMPLES", str(samples))
-
-
 def _enabled_items(combo) -> list[int]:
     model = combo.model()
     out = []
@@ -115,7 +101,7 @@ def test_random_user_actions_never_raise_or_stall(actions, qtbot, tmp_path, monk
     monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: ("", "")))
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(tmp_path / "out.png"), "")))
 
-    _both_datasets(tmp_path, app_env, monkeypatch)
+    both_datasets(tmp_path, app_env, monkeypatch)
     win = open_window(qtbot, model_cache)
     state = win.state
 
