@@ -1,4 +1,4 @@
-"""``python -m lqvae.evaluate clean|run|table ...``: measuring the shipped checkpoints.
+"""``python -m lqvae.evaluate clean|run|table|suite ...``: measuring the shipped checkpoints.
 
 * ``clean`` measures the shipped checkpoints of one dataset on its test set: for each classifier its
   clean accuracy and its accuracy on LQ-VAE-purified images, plus the purifier's bit statistics
@@ -8,6 +8,10 @@
 * ``table --paper-table 1|2|4|5|7`` reproduces a paper table, resumable (finished attack runs are kept
   in ``<out>/cache/``), writing Markdown, CSV and JSON with the paper's numbers alongside
   (:mod:`lqvae.evaluate.tables`).
+* ``suite`` attacks one defense with the strongest-attack suite (APGD-CE, APGD-T, PGD with CE and CW
+  margin, FGSM, Square, for purifiers every backward of H, the attack on the quantizer and a transfer
+  attack) and prints the per-image worst case, each member's number, each with n and a 95 % Wilson
+  interval, and the sanity checks of Carlini et al. (2019) (:mod:`lqvae.evaluate.suite`). One process.
 
 Accuracies in percent. Errors in the arguments, the data or the checkpoints end the command with one
 line ``error: ...`` and exit status 2.
@@ -118,6 +122,48 @@ def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
              if bits else "")
           + f", {out['seconds']:.1f} s"
           + (f" on {out['distributed']['world_size']} processes" if out["distributed"]["world_size"] > 1 else ""))
+    if args.json:
+        write_json(args.json, out)
+    return out
+
+
+def cmd_suite(args: argparse.Namespace) -> dict[str, Any]:
+    """``suite``: the strongest-attack suite on one defense; the worst case and every member, + JSON."""
+    from lqvae.evaluate.loading import load_classifier, load_defense, load_images, write_json
+    from lqvae.evaluate.suite import evaluate_suite, summary_lines
+    from lqvae.spec.suite import SuiteSettings
+
+    if args.n < 1:
+        raise fail(f"--n-images expects a number of images >= 1, got {args.n}")
+    steps = {} if args.steps is None else {"pgd_steps": args.steps, "apgd_steps": args.steps}
+    settings = SuiteSettings(  # refuses a bad value with a ValueError: one line, exit 2
+        eps=args.eps, pgd_restarts=args.restarts, apgd_restarts=args.apgd_restarts, apgd_targets=args.apgd_targets,
+        square_queries=args.square_queries, latent_steps=args.latent_steps, surrogates=tuple(args.surrogates),
+        sigmoid_temperature=args.temperature, eot_samples=args.eot_samples, chunk_size=args.chunk_size,
+        seed=args.seed, **steps)
+    classifier_name, defense = args.classifier, args.defense
+    if defense in HARDENINGS:  # a classifier-side defense: the hardened classifier alone is attacked
+        classifier_name, defense = hardened_name(args.classifier, defense), "none"
+    if args.stochastic and defense == "none":
+        raise fail("--stochastic purifies with sampled codes: pass --defense lqvae|lqvae_robust|lqvae_adv")
+    device = args.resolved_device
+    images, labels = load_images(args.dataset, args.n, data_dir=args.data_dir, samples=args.samples)
+    classifier = load_classifier(args.dataset, classifier_name, device=device, root=args.checkpoints)
+    purifier = load_defense(args.dataset, defense, device=device, root=args.checkpoints)
+    main_rank = distributed.world().main
+    bar = None if args.quiet or not main_rank else ProgressBar(f"suite {args.defense}")
+    try:
+        record = evaluate_suite(settings, images.to(device), labels.to(device), classifier=classifier,
+                                purifier=purifier, stochastic=args.stochastic, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    out = {"dataset": args.dataset, "classifier": classifier_name, "defense": args.defense, **record}
+    if not main_rank:
+        return out
+    print(f"{args.dataset} {classifier_name}+{args.defense}{' (stochastic)' if args.stochastic else ''} "
+          f"L-inf eps {settings.eps:g}, {out['seconds']:.0f} s")
+    print("\n".join(summary_lines(out)))
     if args.json:
         write_json(args.json, out)
     return out
@@ -235,6 +281,36 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     _common(r)
     r.set_defaults(func=cmd_run)
+
+    from lqvae.spec.suite import SURROGATES, SuiteSettings
+
+    d = SuiteSettings()
+    s = sub.add_parser("suite", help="the strongest-attack suite on one defense: worst case, members, sanity checks")
+    s.add_argument("--dataset", choices=DATASETS, default="mnist")
+    s.add_argument("--classifier", default="A", help="classifier checkpoint name (A, B, C, A_madry, ...)")
+    s.add_argument("--defense", default="lqvae", help=f"none | a purifier checkpoint name | {' | '.join(HARDENINGS)}")
+    s.add_argument("--stochastic", action="store_true", help="the stochastic purifier, attacked with EOT")
+    s.add_argument("--n", "--n-images", dest="n", type=int, default=100, help="first n test images")
+    s.add_argument("--eps", type=float, default=d.eps, help=f"L-inf budget (default {d.eps})")
+    s.add_argument("--steps", type=int, default=None, help=f"PGD and APGD steps (default {d.pgd_steps})")
+    s.add_argument("--restarts", type=int, default=d.pgd_restarts, help="PGD starts")
+    s.add_argument("--apgd-restarts", type=int, default=d.apgd_restarts, help="APGD-CE starts")
+    s.add_argument("--apgd-targets", type=int, default=d.apgd_targets, help="APGD-T target classes")
+    s.add_argument("--square-queries", type=int, default=d.square_queries)
+    s.add_argument("--latent-steps", type=int, default=d.latent_steps, help="steps of the attack on the quantizer")
+    s.add_argument("--surrogates", nargs="+", choices=SURROGATES, default=list(d.surrogates),
+                   help="backwards of H for the gradient members through a purifier")
+    s.add_argument("--temperature", type=float, default=d.sigmoid_temperature, help="T of the sigmoid backward")
+    s.add_argument("--eot-samples", type=int, default=d.eot_samples, help="draws per model call with --stochastic")
+    s.add_argument("--chunk-size", type=int, default=d.chunk_size, help="images per chunk")
+    s.add_argument("--seed", type=int, default=d.seed)
+    s.add_argument("--data-dir", default=None)
+    s.add_argument("--samples", action="store_true", help="use the bundled samples instead of the test set")
+    s.add_argument("--checkpoints", default=None, help="checkpoint root (default ./checkpoints)")
+    s.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    s.add_argument("--json", default=None, help="write the full record here")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_suite)
 
     t = sub.add_parser("table", help="reproduce a paper table (resumable); writes Markdown, CSV and JSON")
     t.add_argument("--paper-table", type=int, choices=TABLES, required=True)
