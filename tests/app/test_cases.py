@@ -174,6 +174,7 @@ def test_main_refuses_a_broken_case_before_opening_a_window(tmp_path, app_env):
     assert not (tmp_path / "x.png").exists()
 
 
+@pytest.mark.slow  # ~5-14 s: in make test-all; the default run keeps a faster check of the same code
 def test_main_case_runs_the_case_again(tmp_path, app_env):
     path = tmp_path / "case.json"
     path.write_text(json.dumps(set_field(good_case(tmp_path), "attack.threat", "whitebox")))

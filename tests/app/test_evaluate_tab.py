@@ -3,6 +3,8 @@ and a progress line that fits and says how long is left."""
 
 from __future__ import annotations
 
+import pytest
+
 import time
 
 from PySide6.QtGui import QFontMetrics
@@ -114,6 +116,7 @@ def test_progress_text_beside_the_bar_fits_and_says_the_time_left(qtbot, monkeyp
     assert tab.progress_text.text() == "done in 30 s"
 
 
+@pytest.mark.slow  # ~5-14 s: in make test-all; the default run keeps a faster check of the same code
 def test_the_estimate_is_measured_on_a_real_evaluation(qtbot, window):
     tab, s = window.evaluate, window.state
     window.show_tab("evaluate")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import shutil
 import time
 from pathlib import Path
@@ -134,6 +136,7 @@ def test_screenshot_exits_non_zero_when_the_models_cannot_load(tmp_path, app_env
     assert out.exists()  # the picture of what went wrong is still written
 
 
+@pytest.mark.slow  # ~5-14 s: in make test-all; the default run keeps a faster check of the same code
 def test_screenshot_warns_but_succeeds_with_a_refused_extra_checkpoint(tmp_path, app_env):
     root = _hostile_folder(tmp_path, app_env)
     out = tmp_path / "shot.png"

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 
 import numpy as np
@@ -76,6 +78,7 @@ def test_set_label_refuses_a_class_the_dataset_has_not(qapp):
     assert s.image.label == 3 and s.image.source == "drawing"
 
 
+@pytest.mark.slow  # ~5-14 s: in make test-all; the default run keeps a faster check of the same code
 def test_main_image_and_label_open_a_file_at_start(tmp_path, app_env):
     config = tmp_path / "config"
     png = digit_png(tmp_path / "lecture digit.png")

@@ -321,6 +321,7 @@ def _evaluated(qtbot, window) -> None:
     window.show_tab("evaluate")
 
 
+@pytest.mark.slow  # ~5-14 s: in make test-all; the default run keeps a faster check of the same code
 def test_evaluate_tab_after_an_evaluation_fits_every_screen_and_the_zoom(qtbot, window):
     """The Evaluate tab with its table, curves, legend and histogram drawn: nothing clipped or overlapping, no text
     under the floor, at every screen and zoomed 1.5× at 1920×1080 (a new evaluation keeps the zoomed sizes)."""
@@ -385,6 +386,7 @@ def test_lesson_dock_fits_every_screen(qtbot, window):
     assert not any(results.values()), _report(results)
 
 
+@pytest.mark.slow  # ~5-14 s: in make test-all; the default run keeps a faster check of the same code
 def test_real_scale_factor_1_5(tmp_path, app_env):
     """The same checks in a process started with QT_SCALE_FACTOR=1.5 on a 1920×1080 window, both layouts, and on
     a window zoomed before it was first shown (as ``--zoom`` does: combo boxes filled later must still fit);

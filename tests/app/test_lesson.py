@@ -148,6 +148,7 @@ def _walk(qtbot, window, key: Qt.Key, indices) -> None:
         _check_step(window, index)
 
 
+@pytest.mark.slow  # ~5-14 s: in make test-all; the default run keeps a faster check of the same code
 def test_the_clicker_walks_the_lesson_to_the_end_and_back(qtbot, window):
     s = window.state
     problems = _problems(s)
@@ -228,6 +229,7 @@ def two_dataset_window(qtbot, tmp_path, monkeypatch, app_env, model_cache):
     win.controller.shutdown()
 
 
+@pytest.mark.slow  # ~5-14 s: in make test-all; the default run keeps a faster check of the same code
 def test_the_lesson_works_after_a_dataset_switch(qtbot, two_dataset_window):
     window, s = two_dataset_window, two_dataset_window.state
     panel = _lesson(window)

@@ -19,7 +19,7 @@ import pytest
 from tests.app.helpers import both_datasets, open_window
 
 ACTIONS = 300  # the full monkey (marked slow); the default run keeps a third of it as a smoke
-SMOKE_ACTIONS = 100
+SMOKE_ACTIONS = 40
 MAX_STALL_S = 0.25
 # Refusals the engine and loaders raise on purpose, with a message for the user; anything else is a bug.
 OWN_ERRORS = ("ImageLoadError", "CheckpointError", "InputError")

@@ -84,6 +84,7 @@ def test_bad_torchrun_environment_is_explained(monkeypatch):
 
 
 # ----------------------------------------------------------------------------- evaluation: 2 ranks == 1 process
+@pytest.mark.slow  # ~5-14 s: in make test-all; the default run keeps a faster check of the same code
 def test_evaluate_run_on_two_processes_equals_one(env, tmp_path):
     root, data = env
     argv = ["lqvae.evaluate", "run", "--dataset", "mnist", "--classifier", "A", "--defense", "lqvae",

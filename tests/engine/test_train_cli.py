@@ -27,6 +27,7 @@ def test_train_cli_runs_end_to_end_and_resumes(tmp_path, capsys, what):
     assert len((out / f"{name}.log.jsonl").read_text().splitlines()) == 2
 
 
+@pytest.mark.slow  # ~5-14 s: in make test-all; the default run keeps a faster check of the same code
 def test_sigterm_leaves_a_resumable_state(tmp_path):
     import os
     import signal
