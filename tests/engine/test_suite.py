@@ -372,11 +372,13 @@ def test_cli_refuses_a_bad_setting_in_one_line(capsys) -> None:
 
 # ----------------------------------------------------------------------------- shipped checkpoints
 @pytest.mark.slow
-def test_shipped_lqvae_adv_through_the_cli(tmp_path) -> None:
+def test_shipped_lqvae_adv_through_the_cli(tmp_path, monkeypatch) -> None:
     if not (ROOT / "checkpoints" / "mnist" / "lqvae_adv.safetensors").exists():
         pytest.skip("shipped checkpoints not present")
+    for var in ("LQVAE_CHECKPOINTS", "LQVAE_SAMPLES"):  # the app tests' session points these at tiny models
+        monkeypatch.delenv(var, raising=False)
     out = tmp_path / "suite.json"
-    evaluate_main(["suite", "--defense", "lqvae_adv", "--samples", "--n-images", "20", "--steps", "10",
+    evaluate_main(["suite", "--defense", "lqvae_adv", "--samples", "--checkpoints", str(ROOT / "checkpoints"), "--n-images", "20", "--steps", "10",
                    "--restarts", "1", "--apgd-restarts", "1", "--apgd-targets", "1", "--square-queries", "50",
                    "--latent-steps", "10", "--quiet", "--json", str(out)])
     record = json.loads(out.read_text())
