@@ -53,30 +53,19 @@ def sigmoid_quantize_grad(z: Tensor, eta: float, temperature: float) -> Tensor:
     return -2.0 * torch.sign(z) * s * (1.0 - s) / temperature
 
 
-class _BPDA(torch.autograd.Function):
+class _SurrogateBackward(torch.autograd.Function):
+    """Forward the hard H; backward ``grad * surrogate_grad(z, eta, param)`` (BPDA with a smooth stand-in)."""
+
     @staticmethod
-    def forward(ctx, z: Tensor, eta: float, c: float) -> Tensor:  # type: ignore[override]
+    def forward(ctx, z: Tensor, eta: float, surrogate_grad, param: float) -> Tensor:  # type: ignore[override]
         ctx.save_for_backward(z)
-        ctx.eta, ctx.c = eta, c
+        ctx.eta, ctx.surrogate_grad, ctx.param = eta, surrogate_grad, param
         return hard_quantize(z, eta)
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
         (z,) = ctx.saved_tensors
-        return grad * soft_quantize_grad(z, ctx.eta, ctx.c), None, None
-
-
-class _SigmoidBPDA(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, z: Tensor, eta: float, temperature: float) -> Tensor:  # type: ignore[override]
-        ctx.save_for_backward(z)
-        ctx.eta, ctx.temperature = eta, temperature
-        return hard_quantize(z, eta)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):  # type: ignore[override]
-        (z,) = ctx.saved_tensors
-        return grad * sigmoid_quantize_grad(z, ctx.eta, ctx.temperature), None, None
+        return grad * ctx.surrogate_grad(z, ctx.eta, ctx.param), None, None, None
 
 
 class _StraightThrough(torch.autograd.Function):
@@ -133,9 +122,9 @@ class BinaryQuantizer(_GradModeModule):
 
     def forward(self, z: Tensor) -> Tensor:
         if self._grad_mode == "bpda":
-            return _BPDA.apply(z, self.eta, self.c)
+            return _SurrogateBackward.apply(z, self.eta, soft_quantize_grad, self.c)
         if self._grad_mode == "sigmoid":
-            return _SigmoidBPDA.apply(z, self.eta, self.temperature)
+            return _SurrogateBackward.apply(z, self.eta, sigmoid_quantize_grad, self.temperature)
         if self._grad_mode == "straight_through":
             return _StraightThrough.apply(z, self.eta)
         return hard_quantize(z.detach(), self.eta)
