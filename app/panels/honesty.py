@@ -107,6 +107,9 @@ class HonestyPanel(QWidget):
             share = share_under(r)
             if share is not None:
                 rows.append(f"Bits: {share:.0f} % of images flip &lt; 6 % of the bits")
+            bound = paper_claims.upper_bound_note(d.purifier, m.classifier, a.threat)
+            if bound:
+                rows.append(f"<span style='color:#7a4b00'>{plain(bound)}</span>")
         else:
             rows.append("Measured here: <i>not measured yet</i> "
                         "<span style='color:#52606d'>(python -m lqvae.evaluate run … --json docs/results/…)</span>")

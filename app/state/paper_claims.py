@@ -8,6 +8,7 @@ paper's table, row and column.
 from __future__ import annotations
 
 from lqvae.spec import paper
+from lqvae.spec.attacks import END_TO_END
 from lqvae.spec.defenses import split_classifier
 
 # our fine-tunes of the LQ-VAE: compared against the paper's LQ-VAE column, with how each differs from it
@@ -44,6 +45,21 @@ def threat_caveat(purifier: str | None, threat: str) -> str | None:
     """
     if purifier and threat == "whitebox":
         return "White-box on the classifier is not an attack on the defense; choose BPDA for the adaptive one."
+    return None
+
+
+UPPER_BOUND = ("An upper bound: one attack measured it, and stronger attacks lower such numbers (the suite of "
+               "issue 18, docs/results/suite).")
+
+
+def upper_bound_note(purifier: str | None, classifier: str, threat: str) -> str | None:
+    """What a measured robust accuracy under one attack is (None: the number claims no robustness).
+
+    An attack that knows the defense (end to end through a purifier, or white-box on a hardened classifier)
+    measures robustness only from above: the per-image worst case over a suite of strong attacks is lower."""
+    _, hardening = split_classifier(classifier)
+    if (purifier and threat in END_TO_END) or (hardening is not None and threat == "whitebox"):
+        return UPPER_BOUND
     return None
 
 

@@ -124,3 +124,22 @@ def test_ablation_records_are_found_under_the_name_they_were_shipped_as(tmp_path
     hits = matching(res, dataset="mnist", classifier="A", purifier="lqvae_adv", attack="fgsm", threat="bpda", eps=0.3)
     assert [h["attacked_accuracy"] for h in hits] == [87.6]  # the unshipped variant is not passed off as it
     assert matching(res, dataset="mnist", classifier="A", purifier="adv_mix", attack="fgsm", threat="bpda")
+
+
+def test_a_robust_number_from_one_attack_is_called_an_upper_bound(qtbot, window, tmp_path, monkeypatch):
+    """Issue 18: one attack that knows the defense measures robustness only from above; the panel says so
+    beside such a number (BPDA through a purifier), and not beside a grey-box one."""
+    from app.state.paper_claims import UPPER_BOUND, upper_bound_note
+
+    write_results(tmp_path / "results")
+    monkeypatch.setenv("LQVAE_RESULTS", str(tmp_path / "results"))
+    s = window.state
+    s.set_attack(attack="pgd", threat="bpda", eps_linf=0.3)
+    window.honesty.reload()
+    text = window.honesty.text.text()
+    assert "3.0 %" in text and "An upper bound" in text
+    s.set_attack(attack="fgsm", threat="whitebox")
+    assert "47.0 %" in window.honesty.text.text() and "An upper bound" not in window.honesty.text.text()
+    assert upper_bound_note(None, "A_madry", "whitebox") == UPPER_BOUND  # white-box on a hardened classifier
+    assert upper_bound_note("lqvae", "A", "bpda_eot") == UPPER_BOUND
+    assert upper_bound_note(None, "A", "whitebox") is None and upper_bound_note("lqvae", "A", "blackbox") is None
