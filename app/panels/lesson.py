@@ -9,6 +9,8 @@ file name is never rendered as markup.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import QEvent, QObject, QSize, Qt
 from shiboken6 import isValid
 from PySide6.QtGui import QColor, QFont, QKeySequence, QPainter, QPen, QShortcut
@@ -44,8 +46,9 @@ class LessonPanel(QWidget):
     ``groups`` maps a group box's title to the box, so a step can mark the panel it talks about."""
 
     def __init__(self, state: AppState, groups: dict[str, QGroupBox] | None = None,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, results_source: Callable[[], Results | None] | None = None) -> None:
         super().__init__(parent)
+        self.results_source = results_source  # the Honesty panel's copy: one read, and its Reload reaches here
         self.state = state
         self.groups = groups or {}
         self.index: int | None = None  # the lesson's step; None before it starts
@@ -153,7 +156,10 @@ class LessonPanel(QWidget):
             self.heading.setText(step.title)
             self.body.setText(step_text(step, self.state))
             if step.numbers:
-                if self.results is None:
+                shared = self.results_source() if self.results_source is not None else None
+                if shared is not None:
+                    self.results = shared
+                elif self.results is None:
                     self.results = load_results()  # the files the Honesty panel reads
                 self.numbers.setText("\n".join(population_lines(self.state, self.results)))
                 self.numbers.setVisible(True)
@@ -308,7 +314,7 @@ def install(window: QMainWindow) -> LessonPanel:
     """Add the lesson dock, Help → Lesson (F1) and Help → Panels, a "?" on each explained panel, and Page Down /
     Page Up for Next / Back while the lesson is open. Group boxes are found by their titles (PANEL_HELP's keys)."""
     groups = {box.title(): box for box in window.findChildren(QGroupBox) if box.title() in PANEL_HELP}
-    panel = LessonPanel(window.state, groups)
+    panel = LessonPanel(window.state, groups, results_source=lambda: getattr(window.honesty, "results", None))
     dock = QDockWidget("Lesson", window)
     dock.setObjectName("lesson")
     dock.setWidget(panel)

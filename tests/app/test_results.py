@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from app.state.results import bit_flips, load_results, matching, share_under
 
@@ -100,9 +101,16 @@ def test_table7_baseline_columns_and_hardened_classifier_runs_are_not_lqvae_numb
     assert got(None, "pgd", "whitebox", "A_madry") == [52.2] and got(None, "pgd", "whitebox") == []
 
 
-def test_honesty_panel_shows_measured_beside_claimed(qtbot, window, tmp_path, monkeypatch):
+@pytest.fixture
+def measured_window(window, tmp_path, monkeypatch):
+    """The window, its Honesty panel reading the results of ``write_results``."""
     write_results(tmp_path / "results")
     monkeypatch.setenv("LQVAE_RESULTS", str(tmp_path / "results"))
+    return window
+
+
+def test_honesty_panel_shows_measured_beside_claimed(qtbot, measured_window):
+    window = measured_window
     s = window.state
     s.set_attack(attack="fgsm", threat="whitebox", eps_linf=0.3)
     window.honesty.reload()
@@ -126,13 +134,12 @@ def test_ablation_records_are_found_under_the_name_they_were_shipped_as(tmp_path
     assert matching(res, dataset="mnist", classifier="A", purifier="adv_mix", attack="fgsm", threat="bpda")
 
 
-def test_a_robust_number_from_one_attack_is_called_an_upper_bound(qtbot, window, tmp_path, monkeypatch):
+def test_a_robust_number_from_one_attack_is_called_an_upper_bound(qtbot, measured_window):
     """Issue 18: one attack that knows the defense measures robustness only from above; the panel says so
     beside such a number (BPDA through a purifier), and not beside a grey-box one."""
     from app.state.paper_claims import UPPER_BOUND, upper_bound_note
 
-    write_results(tmp_path / "results")
-    monkeypatch.setenv("LQVAE_RESULTS", str(tmp_path / "results"))
+    window = measured_window
     s = window.state
     s.set_attack(attack="pgd", threat="bpda", eps_linf=0.3)
     window.honesty.reload()
